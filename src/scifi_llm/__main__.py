@@ -1,0 +1,3 @@
+from scifi_llm.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""The `scifi-llm` command: thin wiring from typed functions to the library; docstrings are the --help."""
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scifi_llm import __version__
+from scifi_llm.cli.output import err_console
+from scifi_llm.config import WORKSPACE_ENV, Workspace, find_workspace
+from scifi_llm.errors import UserError
+
+app = typer.Typer(
+    help="scifi-llm: your own model that never forgets your world and writes in your voice.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@dataclass
+class CliState:
+    """Options given before the command name."""
+
+    workspace: Path | None = None
+
+    def open_workspace(self) -> Workspace:
+        """The workspace named by --workspace or SCIFI_LLM_WORKSPACE, else the one above the current folder."""
+        return find_workspace(self.workspace)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"scifi-llm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", envvar=WORKSPACE_ENV, help="Workspace folder (default: found upwards from here)."),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """scifi-llm: lore retrieval, voice fine-tuning and benchmarks for a local model."""
+    ctx.obj = CliState(workspace)
+
+
+from scifi_llm.cli import lore, workspace  # noqa: E402  (the command modules register on `app`)
+
+app.add_typer(lore.app, name="lore")
+workspace.register(app)
+
+
+def main() -> None:
+    """Entry point: run the app; user mistakes become one line on stderr and exit code 1."""
+    try:
+        app()
+    except UserError as exc:
+        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]: run the same command again to resume", soft_wrap=True)
+        sys.exit(130)

