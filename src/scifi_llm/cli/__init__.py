@@ -1,18 +1,34 @@
 """The `scifi-llm` command: thin wiring from typed functions to the library; docstrings are the --help."""
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from scifi_llm import __version__
 from scifi_llm.cli.output import err_console
 from scifi_llm.config import WORKSPACE_ENV, Workspace, find_workspace
 from scifi_llm.errors import UserError
 
+
+class _ReportingGroup(TyperGroup):
+    """Turns a UserError anywhere below into one line on stderr and exit code 1 (never a traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(1) from exc
+        except KeyboardInterrupt as exc:
+            err_console.print("[yellow]interrupted[/]: run the same command again to resume", soft_wrap=True)
+            raise typer.Exit(130) from exc
+
+
 app = typer.Typer(
+    cls=_ReportingGroup,
     help="scifi-llm: your own model that never forgets your world and writes in your voice.",
     no_args_is_help=True,
     add_completion=False,
@@ -28,7 +44,7 @@ class CliState:
     workspace: Path | None = None
 
     def open_workspace(self) -> Workspace:
-        """The workspace named by --workspace or SCIFI_LLM_WORKSPACE, else the one above the current folder."""
+        """The workspace named by --workspace or SCIFI_LLM_WORKSPACE, else the nearest one above."""
         return find_workspace(self.workspace)
 
 
@@ -43,9 +59,16 @@ def root(
     ctx: typer.Context,
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", envvar=WORKSPACE_ENV, help="Workspace folder (default: found upwards from here)."),
+        typer.Option(
+            "--workspace",
+            "-w",
+            envvar=WORKSPACE_ENV,
+            help="Workspace folder (default: found upwards from here).",
+        ),
     ] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     """scifi-llm: lore retrieval, voice fine-tuning and benchmarks for a local model."""
     ctx.obj = CliState(workspace)
@@ -58,12 +81,5 @@ workspace.register(app)
 
 
 def main() -> None:
-    """Entry point: run the app; user mistakes become one line on stderr and exit code 1."""
-    try:
-        app()
-    except UserError as exc:
-        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]: run the same command again to resume", soft_wrap=True)
-        sys.exit(130)
+    """Entry point of the `scifi-llm` command."""
+    app()

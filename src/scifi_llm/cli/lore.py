@@ -5,7 +5,14 @@ from typing import Annotated
 
 import typer
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from scifi_llm.cli.output import console, err_console, print_json, warn
@@ -17,16 +24,24 @@ from scifi_llm.lore.ingest import IngestOptions, IngestProgress, IngestReport, i
 from scifi_llm.lore.retrieve import Retrieval, Retriever
 from scifi_llm.lore.store import LoreIndex
 
-app = typer.Typer(help="Index your worldbuilding notes and find the lore a request needs.", no_args_is_help=True)
+app = typer.Typer(
+    help="Index your worldbuilding notes and find the lore a request needs.", no_args_is_help=True
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
-CollectionOption = Annotated[str | None, typer.Option("--collection", "-c", help="Collection (default: from settings).")]
-TopKOption = Annotated[int | None, typer.Option("-k", "--top-k", min=1, help="How many chunks (default: from settings).")]
+CollectionOption = Annotated[
+    str | None, typer.Option("--collection", "-c", help="Collection (default: from settings).")
+]
+TopKOption = Annotated[
+    int | None, typer.Option("-k", "--top-k", min=1, help="How many chunks (default: from settings).")
+]
 ModeOption = Annotated[
-    RetrievalMode | None, typer.Option("--mode", help="hybrid (names + meaning + keywords), dense or keyword.")
+    RetrievalMode | None,
+    typer.Option("--mode", help="hybrid (names + meaning + keywords), dense or keyword."),
 ]
 BudgetOption = Annotated[
-    int | None, typer.Option("--budget-tokens", min=1, help="Most lore tokens returned in all (default: from settings).")
+    int | None,
+    typer.Option("--budget-tokens", min=1, help="Most lore tokens returned in all (default: from settings)."),
 ]
 
 
@@ -42,7 +57,9 @@ class _RichIngestProgress(IngestProgress):
         self.task = progress.add_task("looking for changes", total=None)
 
     def planned(self, files_to_embed: int, chunks_to_embed: int) -> None:
-        self.progress.update(self.task, description=f"embedding {files_to_embed} files", total=chunks_to_embed)
+        self.progress.update(
+            self.task, description=f"embedding {files_to_embed} files", total=chunks_to_embed
+        )
 
     def embedded(self, chunks: int) -> None:
         self.progress.advance(self.task, chunks)
@@ -55,13 +72,17 @@ def _loading(what: str):
 @app.command("ingest")
 def ingest_command(
     ctx: typer.Context,
-    paths: Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: the workspace's lore folder).")] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders (default: the workspace's lore folder).")
+    ] = None,
     collection: CollectionOption = None,
     embedding_model: Annotated[
         str | None,
         typer.Option("--embedding-model", help="minilm (bundled, offline), a local folder or a hub name."),
     ] = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the collection and embed everything again.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Drop the collection and embed everything again.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Chunk, embed and index lore notes (.md, .txt). Only new and changed files are embedded again."""
@@ -75,10 +96,19 @@ def ingest_command(
         chunk_overlap=lore.chunk_overlap,
         rebuild=rebuild,
     )
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err_console, transient=True, disable=json_output) as progress:
         report = ingest(
-            paths or [workspace.lore_dir], workspace.lore_dir, LoreIndex(workspace.index_dir), options,
+            paths or [workspace.lore_dir],
+            workspace.lore_dir,
+            LoreIndex(workspace.index_dir),
+            options,
             progress=_RichIngestProgress(progress),
         )
     if json_output:
@@ -90,7 +120,8 @@ def ingest_command(
 def _print_ingest(report: IngestReport) -> None:
     console.print(
         f"[bold]{report.collection}[/] ({report.embedding_model}): {report.files_seen} files, "
-        f"{report.files_indexed} indexed, {report.files_unchanged} unchanged, {report.files_removed} removed, "
+        f"{report.files_indexed} indexed, {report.files_unchanged} unchanged, "
+        f"{report.files_removed} removed, "
         f"{len(report.skipped)} skipped; {report.chunks_embedded} chunks embedded, "
         f"{report.chunks_total} in the collection; {report.seconds:.1f} s"
     )
@@ -111,7 +142,8 @@ def query_command(
     ctx: typer.Context,
     text: Annotated[str | None, typer.Argument(help="What to look up, e.g. a writing request.")] = None,
     from_file: Annotated[
-        Path | None, typer.Option("--from-file", help="JSONL (`question` or `prompt` field) or one query per line.")
+        Path | None,
+        typer.Option("--from-file", help="JSONL (`question` or `prompt` field) or one query per line."),
     ] = None,
     top_k: TopKOption = None,
     mode: ModeOption = None,
@@ -129,8 +161,12 @@ def query_command(
     for error in errors:
         warn(f"{from_file}:{error.line}: {error.message}; skipped")
     for _, query in queries:
-        retrieval = retriever.search(query, k=top_k or lore.top_k, mode=mode or lore.mode,
-                                     budget_tokens=budget_tokens or lore.budget_tokens)
+        retrieval = retriever.search(
+            query,
+            k=top_k or lore.top_k,
+            mode=mode or lore.mode,
+            budget_tokens=budget_tokens or lore.budget_tokens,
+        )
         if json_output:
             print_json(retrieval.to_dict())
         else:
@@ -146,7 +182,9 @@ def _print_retrieval(retrieval: Retrieval) -> None:
     for rank, hit in enumerate(retrieval.results, start=1):
         title = f"{rank}. {hit.source} — {hit.heading}"
         subtitle = f"score {hit.score:.4f} · {hit.tokens} tokens · {', '.join(hit.reasons)}"
-        console.print(Panel(hit.text, title=title, title_align="left", subtitle=subtitle, subtitle_align="right"))
+        console.print(
+            Panel(hit.text, title=title, title_align="left", subtitle=subtitle, subtitle_align="right")
+        )
     for dropped in retrieval.dropped:
         console.print(f"  dropped ({dropped['reason']}): {dropped['source']} — {dropped['heading']}")
 
@@ -154,7 +192,9 @@ def _print_retrieval(retrieval: Retrieval) -> None:
 @app.command("eval")
 def eval_command(
     ctx: typer.Context,
-    questions_file: Annotated[Path, typer.Argument(help="JSONL with `question`, `gold_phrases` and optional `kind`.")],
+    questions_file: Annotated[
+        Path, typer.Argument(help="JSONL with `question`, `gold_phrases` and optional `kind`.")
+    ],
     top_k: TopKOption = None,
     mode: ModeOption = None,
     budget_tokens: BudgetOption = None,
@@ -170,8 +210,14 @@ def eval_command(
     retriever = _open_retriever(workspace, collection)
     with Progress(console=err_console, transient=True, disable=json_output) as progress:
         task = progress.add_task("evaluating", total=len(questions))
-        report = evaluate(retriever, questions, top_k or lore.top_k, mode or lore.mode,
-                          budget_tokens or lore.budget_tokens, on_question=lambda: progress.advance(task))
+        report = evaluate(
+            retriever,
+            questions,
+            top_k or lore.top_k,
+            mode or lore.mode,
+            budget_tokens or lore.budget_tokens,
+            on_question=lambda: progress.advance(task),
+        )
     report.skipped_lines = [{"line": error.line, "message": error.message} for error in errors]
     if json_output:
         print_json(report.to_dict())
@@ -180,17 +226,23 @@ def eval_command(
 
 
 def _print_eval(report: EvalReport) -> None:
-    table = Table("kind", "questions", f"recall@{report.k}", "MRR", title=f"lore eval · {report.mode} · k={report.k}")
+    table = Table(
+        "kind", "questions", f"recall@{report.k}", "MRR", title=f"lore eval · {report.mode} · k={report.k}"
+    )
     for kind, row in report.by_kind.items():
         table.add_row(kind, str(row["questions"]), f"{row[f'recall@{report.k}']:.3f}", f"{row['mrr']:.3f}")
     recall = f"{report.recall[str(report.k)]:.3f}"
     table.add_row("[bold]all", str(report.questions), f"[bold]{recall}", f"[bold]{report.mrr:.3f}")
     console.print(table)
-    console.print("  ".join(f"recall@{n} {value:.3f}" for n, value in report.recall.items())
-                  + f"  MRR {report.mrr:.3f}  mean top-hit distance {report.mean_top_distance}"
-                  + f"  mean lore tokens {report.mean_tokens}")
+    console.print(
+        "  ".join(f"recall@{n} {value:.3f}" for n, value in report.recall.items())
+        + f"  MRR {report.mrr:.3f}  mean top-hit distance {report.mean_top_distance}"
+        + f"  mean lore tokens {report.mean_tokens}"
+    )
     for miss in report.misses:
-        console.print(f"  missed [{miss['kind']}] {miss['question']}  (top: {miss['top_source']})", soft_wrap=True)
+        console.print(
+            f"  missed [{miss['kind']}] {miss['question']}  (top: {miss['top_source']})", soft_wrap=True
+        )
 
 
 @app.command("status")
@@ -202,9 +254,16 @@ def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     for name in index.names():
         collection = index.open(name)
         states = collection.file_states()
-        rows.append({"collection": name, "files": len(states), "chunks": collection.count(),
-                     "embedding_model": collection.model_name, "last_ingest": collection.last_ingest(),
-                     "default": name == workspace.settings.lore.collection})
+        rows.append(
+            {
+                "collection": name,
+                "files": len(states),
+                "chunks": collection.count(),
+                "embedding_model": collection.model_name,
+                "last_ingest": collection.last_ingest(),
+                "default": name == workspace.settings.lore.collection,
+            }
+        )
     if json_output:
         print_json({"workspace": str(workspace.root), "collections": rows})
         return
@@ -214,7 +273,9 @@ def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     table = Table("collection", "files", "chunks", "embedding model", "last ingest")
     for row in rows:
         name = row["collection"] + (" (default)" if row["default"] else "")
-        table.add_row(name, str(row["files"]), str(row["chunks"]), row["embedding_model"], str(row["last_ingest"]))
+        table.add_row(
+            name, str(row["files"]), str(row["chunks"]), row["embedding_model"], str(row["last_ingest"])
+        )
     console.print(table)
 
 

@@ -15,7 +15,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")] = Path("."),
-    example: Annotated[bool, typer.Option("--example", help="Fill lore/ and writing/ with the example world.")] = False,
+    example: Annotated[
+        bool, typer.Option("--example", help="Fill lore/ and writing/ with the example world.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Create a workspace: scifi-llm.toml (every setting explained), lore/, writing/ and configs/.
@@ -36,7 +38,9 @@ def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
     folder = ctx.obj.workspace or Path.cwd()
     checks = run_checks(folder)
     if json_output:
-        print_json({"ok": all(check.ok is not False for check in checks), "checks": [c.to_dict() for c in checks]})
+        print_json(
+            {"ok": all(check.ok is not False for check in checks), "checks": [c.to_dict() for c in checks]}
+        )
         return
     table = Table("part", "check", "", "detail", "fix")
     for check in checks:

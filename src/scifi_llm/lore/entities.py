@@ -17,19 +17,96 @@ from scifi_llm.lore.markdown import Document
 
 _WORD = re.compile(r"[A-Za-z][\w'’-]*")
 _ALIAS_TRIGGER = re.compile(
-    r"\b(?:known as|referred to as|remembered as|nicknamed|dubbed|a\.k\.a\.|aka|called|"
-    r"calls? (?:her|him|them|it)|call)\s+",
+    r"\b(?:known(?:\s[^.;:\"“]{0,40}?)?\s+as|referred to as|remembered as|nicknamed|dubbed|a\.k\.a\.|aka|"
+    r"goes by|go by|went by|answers to|called|calls?\s+(?:her|him|them|it)|call)\s+",
     re.IGNORECASE,
 )
 _QUOTED = re.compile(r"(?:the\s+)?[\"“‘']([^\"”’'\n]{2,40})[\"”’']")
 _CAPITALISED = re.compile(r"(?:[Tt]he\s+)?([A-Z][\w’'-]*(?:\s+(?:of\s+the\s+|of\s+)?[A-Z][\w’'-]*){0,3})")
+_NICKNAME = re.compile(r"\s+[\"“][^\"”\n]{2,30}[\"”]\s+")
 _NICKNAME_IN_NAME = re.compile(r"\b([A-Z][\w’'-]+)\s+[\"“]([^\"”\n]{2,30})[\"”]\s+([A-Z][\w’'-]+)")
-_GENERIC_WORDS = frozenset(
-    """the a an of and or in on at to for with by from
-    station moon planet world city port colony base ship fleet vessel class drive engine core
-    empire republic union guild order house council company corps war wars battle treaty system belt
-    ring gate project protocol captain commander admiral doctor sergeant lieutenant general old new
-    north south east west upper lower great little first second third mk mark""".split()
+_STOPWORDS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "of",
+        "and",
+        "or",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "with",
+        "by",
+        "from",
+        "as",
+        "before",
+        "after",
+        "under",
+        "over",
+    ]
+)
+_GENERIC_WORDS = _STOPWORDS | frozenset(
+    [
+        "station",
+        "moon",
+        "planet",
+        "world",
+        "city",
+        "port",
+        "colony",
+        "base",
+        "ship",
+        "fleet",
+        "vessel",
+        "class",
+        "drive",
+        "engine",
+        "core",
+        "empire",
+        "republic",
+        "union",
+        "guild",
+        "order",
+        "house",
+        "council",
+        "company",
+        "corps",
+        "war",
+        "wars",
+        "battle",
+        "treaty",
+        "system",
+        "belt",
+        "ring",
+        "gate",
+        "project",
+        "protocol",
+        "captain",
+        "commander",
+        "admiral",
+        "doctor",
+        "sergeant",
+        "lieutenant",
+        "general",
+        "old",
+        "new",
+        "north",
+        "south",
+        "east",
+        "west",
+        "upper",
+        "lower",
+        "great",
+        "little",
+        "first",
+        "second",
+        "third",
+        "mk",
+        "mark",
+    ]
 )
 
 
@@ -89,7 +166,9 @@ def note_facts(document: Document) -> NoteFacts:
             for sentence in block.sentences:
                 _count_case(sentence, case)
                 facts.prose_aliases.extend((alias, list(section.path)) for alias in stated_aliases(sentence))
-    facts.word_case = {word: [counts["mid"], counts["initial"], counts["lower"]] for word, counts in case.items()}
+    facts.word_case = {
+        word: [counts["mid"], counts["initial"], counts["lower"]] for word, counts in case.items()
+    }
     return facts
 
 
@@ -154,27 +233,36 @@ class EntityRegistry:
         part_owners = self._name_parts(draft)
         entities = []
         for (source, scope), (name, aliases) in draft.items():
-            parts = [part for part, owners in part_owners.items() if owners == {(source, scope)}]
-            unique = tuple(dict.fromkeys(alias for alias in [*aliases, *parts] if _normal(alias) != _normal(name)))
+            owner = _normal(_NICKNAME.sub(" ", name))
+            parts = [part for part, owners in part_owners.items() if owners == {owner}]
+            unique = tuple(
+                dict.fromkeys(alias for alias in [*aliases, *parts] if _normal(alias) != _normal(name))
+            )
             entities.append(Entity(name, source, scope, unique))
         return entities
 
     def _names_a_thing(self, heading: str) -> bool:
-        words = [word for word in _WORD.findall(heading) if word.lower() not in _GENERIC_WORDS]
-        return bool(words) and any(word[0].isupper() and self.is_proper(word) for word in words)
+        """A heading names a thing when it is in Title Case and its specific words are proper names."""
+        words = [word for word in _WORD.findall(heading) if word.lower() not in _STOPWORDS]
+        if not words or not all(word[0].isupper() for word in words):
+            return False
+        named = [word for word in words if word.lower() not in _GENERIC_WORDS]
+        return bool(named) and all(self.is_proper(word) for word in named)
 
     def _name_parts(self, draft: dict) -> dict[str, set]:
-        """Single proper words of multi-word names and aliases, with the entities that use them."""
+        """Single proper words of names and aliases, with the names of the entities using them.
+
+        Owners are counted by name, so a person with a note of their own and a section in a roster
+        (Wren Asheby, Wren "Wick" Asheby) still owns their first name.
+        """
         owners: dict[str, set] = {}
-        for key, (name, aliases) in draft.items():
+        for _key, (name, aliases) in draft.items():
+            owner = _normal(_NICKNAME.sub(" ", name))
             for full in (name, *aliases):
-                words = _WORD.findall(full)
-                if len(words) < 2:
-                    continue
-                for word in words:
+                for word in _WORD.findall(full):
                     word = _strip_possessive(word)
                     if len(word) >= 3 and word.lower() not in _GENERIC_WORDS and self.is_proper(word):
-                        owners.setdefault(word, set()).add(key)
+                        owners.setdefault(word, set()).add(owner)
         return owners
 
 
@@ -182,7 +270,9 @@ def _front_matter_aliases(front_matter: dict) -> list[str]:
     aliases = front_matter.get("aliases") or []
     if isinstance(aliases, str):
         aliases = aliases.split(",")
-    return [str(alias).strip() for alias in aliases if str(alias).strip()] if isinstance(aliases, list) else []
+    return (
+        [str(alias).strip() for alias in aliases if str(alias).strip()] if isinstance(aliases, list) else []
+    )
 
 
 def _count_case(sentence: str, case: dict[str, Counter]) -> None:
@@ -217,4 +307,3 @@ def _normal(name: str) -> str:
     """A name folded for matching: lower case, single spaces, no leading `the`, no surrounding quotes."""
     name = re.sub(r"\s+", " ", name.strip(" \"“”‘’'.,;:")).lower().replace("’", "'")
     return name[4:] if name.startswith("the ") else name
-

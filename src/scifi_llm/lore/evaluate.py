@@ -91,7 +91,11 @@ def load_questions(path: Path) -> tuple[list[Question], list[LineError]]:
         try:
             record = json.loads(line)
             phrases = record["gold_phrases"]
-            if not isinstance(record["question"], str) or not phrases or not all(isinstance(p, str) for p in phrases):
+            if (
+                not isinstance(record["question"], str)
+                or not phrases
+                or not all(isinstance(p, str) for p in phrases)
+            ):
                 raise TypeError
         except json.JSONDecodeError as exc:
             errors.append(LineError(number, f"not valid JSON ({exc.msg})"))
@@ -100,7 +104,9 @@ def load_questions(path: Path) -> tuple[list[Question], list[LineError]]:
             errors.append(LineError(number, "needs `question` (text) and `gold_phrases` (list of text)"))
             continue
         question_id = str(record.get("id", f"line{number}"))
-        questions.append(Question(question_id, record["question"], tuple(phrases), str(record.get("kind", "unspecified"))))
+        questions.append(
+            Question(question_id, record["question"], tuple(phrases), str(record.get("kind", "unspecified")))
+        )
     if not questions:
         raise UserError(f"{path}: no usable questions ({len(errors)} bad lines)")
     return questions, errors
@@ -137,8 +143,14 @@ def evaluate(
             distances.append(retrieval.results[0].distance)
         if rank is None:
             top = retrieval.results[0] if retrieval.results else None
-            misses.append({"id": question.id, "kind": question.kind, "question": question.question,
-                           "top_source": top.source if top else None})
+            misses.append(
+                {
+                    "id": question.id,
+                    "kind": question.kind,
+                    "question": question.question,
+                    "top_source": top.source if top else None,
+                }
+            )
         if on_question:
             on_question()
     cutoffs = sorted({n for n in (1, 3, 5, k) if n <= k})
@@ -146,7 +158,11 @@ def evaluate(
     by_kind = {}
     for kind in kinds:
         kind_ranks = [rank for rank, question in zip(ranks, questions, strict=True) if question.kind == kind]
-        by_kind[kind] = {"questions": len(kind_ranks), f"recall@{k}": _recall(kind_ranks, k), "mrr": _mrr(kind_ranks)}
+        by_kind[kind] = {
+            "questions": len(kind_ranks),
+            f"recall@{k}": _recall(kind_ranks, k),
+            "mrr": _mrr(kind_ranks),
+        }
     return EvalReport(
         mode=mode,
         k=k,
@@ -161,7 +177,11 @@ def evaluate(
 
 
 def _recall(ranks: list[int | None], cutoff: int) -> float:
-    return round(sum(1 for rank in ranks if rank is not None and rank <= cutoff) / len(ranks), 4) if ranks else 0.0
+    return (
+        round(sum(1 for rank in ranks if rank is not None and rank <= cutoff) / len(ranks), 4)
+        if ranks
+        else 0.0
+    )
 
 
 def _mrr(ranks: list[int | None]) -> float:

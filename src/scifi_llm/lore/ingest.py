@@ -7,6 +7,7 @@ in batches, so an interrupted ingest keeps what it finished and the next run red
 
 import hashlib
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,10 @@ def scan(roots: list[Path], lore_dir: Path) -> tuple[list[LoreFile], list[tuple[
         candidates = sorted(path for path in root.rglob("*") if path.is_file()) if root.is_dir() else [root]
         prefixes.append(_source_name(root, lore_dir) if root != lore_dir else "")
         for path in candidates:
-            if any(part.startswith(".") for part in path.relative_to(root if root.is_dir() else root.parent).parts):
+            if any(
+                part.startswith(".")
+                for part in path.relative_to(root if root.is_dir() else root.parent).parts
+            ):
                 continue
             source = _source_name(path, lore_dir)
             if path.suffix.lower() not in LORE_EXTENSIONS:
@@ -122,7 +126,9 @@ def file_hash(raw: bytes, options: IngestOptions) -> str:
     return hashlib.sha256(salt + raw).hexdigest()
 
 
-def prepare(lore_file: LoreFile, digest: str, options: IngestOptions, report: IngestReport) -> PreparedFile | None:
+def prepare(
+    lore_file: LoreFile, digest: str, options: IngestOptions, report: IngestReport
+) -> PreparedFile | None:
     """Read, parse and chunk one file; None (with the reason recorded) when there is nothing to index."""
     try:
         decoded = read_text(lore_file.path)
@@ -157,7 +163,9 @@ def ingest(
     progress = progress or IngestProgress()
     files, skipped, prefixes = scan(roots, lore_dir)
     collection, embedder = _open_collection(index, options, load_embedder)
-    report = IngestReport(options.collection, collection.model_name, files_seen=len(files), skipped=list(skipped))
+    report = IngestReport(
+        options.collection, collection.model_name, files_seen=len(files), skipped=list(skipped)
+    )
     states = collection.file_states()
     changed = []
     for lore_file in files:
@@ -178,8 +186,9 @@ def ingest(
     if changed:
         embedder = embedder or load_embedder(collection.model_name)
         progress.planned(len(changed), sum(len(prepared.chunks) for prepared in changed))
+        run = uuid.uuid4().hex
         for batch in _batches(changed, options.batch_chunks):
-            report.chunks_embedded += _store_batch(collection, embedder, batch, progress)
+            report.chunks_embedded += _store_batch(collection, embedder, batch, run, progress)
             report.files_indexed += len(batch)
     if changed or gone:
         collection.finish()
@@ -209,7 +218,9 @@ def _open_collection(
 
 
 def _under(source: str, prefixes: list[str]) -> bool:
-    return any(prefix == "" or source == prefix or source.startswith(prefix.rstrip("/") + "/") for prefix in prefixes)
+    return any(
+        prefix == "" or source == prefix or source.startswith(prefix.rstrip("/") + "/") for prefix in prefixes
+    )
 
 
 def _batches(files: list[PreparedFile], batch_chunks: int) -> Iterator[list[PreparedFile]]:
@@ -225,12 +236,13 @@ def _batches(files: list[PreparedFile], batch_chunks: int) -> Iterator[list[Prep
 
 
 def _store_batch(
-    collection: Collection, embedder: Embedder, batch: list[PreparedFile], progress: IngestProgress
+    collection: Collection, embedder: Embedder, batch: list[PreparedFile], run: str, progress: IngestProgress
 ) -> int:
     """Embed a batch of files and replace their rows; returns the number of chunks embedded."""
     pairs = [(prepared, index, chunk) for prepared in batch for index, chunk in enumerate(prepared.chunks)]
-    contexts = [embedding_text(prepared.facts, chunk) for prepared, _, chunk in pairs]
-    vectors = embedder.embed_documents(contexts, on_batch=progress.embedded)
+    vectors = embedder.embed_documents(
+        [embedding_text(chunk) for _, _, chunk in pairs], on_batch=progress.embedded
+    )
     rows = [
         ChunkRow(
             source=prepared.source,
@@ -239,19 +251,29 @@ def _store_batch(
             n_chunks=len(prepared.chunks),
             heading=chunk.heading,
             text=chunk.text,
-            search_text=context,
+            search_text=keyword_text(prepared.facts, chunk),
             tokens=chunk.tokens,
             facts=facts_json(prepared.facts.to_dict()) if index == 0 else "",
+            run=run,
             vector=vector,
         )
-        for (prepared, index, chunk), context, vector in zip(pairs, contexts, vectors, strict=True)
+        for (prepared, index, chunk), vector in zip(pairs, vectors, strict=True)
     ]
-    collection.replace_files(rows, {prepared.source: prepared.file_hash for prepared in batch})
+    collection.replace_files(rows, [prepared.source for prepared in batch], run)
     return len(rows)
 
 
-def embedding_text(facts: NoteFacts, chunk: Chunk) -> str:
-    """What gets embedded and keyword-indexed: heading path, the note's aliases, then the chunk text."""
+def embedding_text(chunk: Chunk) -> str:
+    """What gets embedded: the heading path, then the chunk text."""
+    return f"{chunk.heading}\n{chunk.text}"
+
+
+def keyword_text(facts: NoteFacts, chunk: Chunk) -> str:
+    """What the full-text index sees: the embedded text plus every alias the note gives its subject.
+
+    Aliases go to the keyword index only: a vector of a chunk stays about what the chunk says, while a
+    nickname in a query still finds the note by keyword (and through the entity registry).
+    """
     names = dict.fromkeys([*facts.aliases, *(alias for alias, _ in facts.prose_aliases)])
     aliases = f" (also: {', '.join(names)})" if names else ""
     return f"{chunk.heading}{aliases}\n{chunk.text}"

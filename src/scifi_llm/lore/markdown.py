@@ -16,7 +16,34 @@ _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"”’')\]]*\s+")
 _SENTENCE_START = re.compile(r"[\"“‘(\[]?[A-Z0-9]")
 _ABBREVIATIONS = frozenset(
-    "dr mr mrs ms st no vs etc e.g i.e capt lt cmdr gen col sgt prof jr sr mt ft approx fig adm maj cpl".split()
+    [
+        "dr",
+        "mr",
+        "mrs",
+        "ms",
+        "st",
+        "no",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "capt",
+        "lt",
+        "cmdr",
+        "gen",
+        "col",
+        "sgt",
+        "prof",
+        "jr",
+        "sr",
+        "mt",
+        "ft",
+        "approx",
+        "fig",
+        "adm",
+        "maj",
+        "cpl",
+    ]
 )
 
 
@@ -99,7 +126,8 @@ def parse_document(text: str, relative_path: str) -> Document:
     """Parse a Markdown or plain-text note into front matter, title and sections."""
     fields, error, body = parse_front_matter(text)
     raw_sections = _split_by_headings(body)
-    first_heading = next((path[0] for path, _ in raw_sections if path), None)
+    opens_with_heading = len(raw_sections) > 1 and not "".join(raw_sections[0][1]).strip()
+    first_heading = raw_sections[1][0][0] if opens_with_heading else None
     name = fields.get("name")
     title = str(name).strip() if isinstance(name, str | int) and str(name).strip() else None
     title = title or first_heading or title_from_path(relative_path)
@@ -167,8 +195,7 @@ def _blocks(lines: list[str]) -> list[Block]:
             flush()
             fence = [line]
         elif not stripped:
-            if paragraph:
-                flush()
+            flush()
         elif stripped.startswith("|") or _LIST_ITEM.match(line):
             if paragraph:
                 flush()

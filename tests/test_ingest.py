@@ -1,0 +1,193 @@
+"""`lore ingest`: incremental, consistent after crashes, clear about everything it skips."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from conftest import EXAMPLES, copy_lore, ingest_with, write
+from scifi_llm.config import init_workspace
+from scifi_llm.errors import UserError
+from scifi_llm.lore.store import ChunkRow, LoreIndex
+
+NOTES = ("characters/elena_voss.md", "ships/ashgrove_lark.md", "places/harrow_deep.md")
+
+
+def stored(workspace, collection="scifi_world"):
+    return LoreIndex(workspace.index_dir).open(collection)
+
+
+def assert_consistent(collection):
+    rows = collection.rows(["id", "source", "file_hash", "chunk_index", "n_chunks"])
+    ids = Counter(row["id"] for row in rows)
+    assert max(ids.values()) == 1, "duplicate chunks"
+    for source, state in collection.file_states().items():
+        assert len(state.hashes) == 1, f"{source} holds two versions"
+        assert state.rows == state.expected_chunks == state.distinct_indices, f"{source} incomplete"
+
+
+def test_reingest_of_unchanged_files_embeds_nothing(workspace, minilm):
+    copy_lore(workspace, *NOTES)
+    first = ingest_with(minilm, workspace)
+    assert (first.files_indexed, first.files_unchanged) == (3, 0)
+    assert first.chunks_embedded == first.chunks_total > 3
+    again = ingest_with(minilm, workspace)
+    assert (again.files_indexed, again.files_unchanged, again.chunks_embedded) == (0, 3, 0)
+    assert again.chunks_total == first.chunks_total
+
+
+def test_changed_files_are_replaced_and_deleted_files_removed(workspace, minilm):
+    copy_lore(workspace, *NOTES)
+    ingest_with(minilm, workspace)
+    elena = workspace.lore_dir / NOTES[0]
+    elena.write_text(elena.read_text() + "\n## Secrets\nElena keeps a spare key under the galley sink.\n")
+    (workspace.lore_dir / NOTES[2]).unlink()
+    report = ingest_with(minilm, workspace)
+    assert (report.files_indexed, report.files_unchanged, report.files_removed) == (1, 1, 1)
+    collection = stored(workspace)
+    assert_consistent(collection)
+    assert set(collection.file_states()) == {NOTES[0], NOTES[1]}
+    texts = [row["text"] for row in collection.rows(["text"])]
+    assert any("spare key under the galley sink" in text for text in texts)
+
+
+def test_rebuild_embeds_everything_again(workspace, minilm):
+    copy_lore(workspace, *NOTES[:2])
+    first = ingest_with(minilm, workspace)
+    rebuilt = ingest_with(minilm, workspace, rebuild=True)
+    assert rebuilt.chunks_embedded == first.chunks_total == rebuilt.chunks_total
+
+
+def test_changing_the_chunk_size_re_chunks_every_file(workspace, minilm):
+    copy_lore(workspace, *NOTES[:2])
+    first = ingest_with(minilm, workspace)
+    smaller = ingest_with(minilm, workspace, chunk_tokens=60, chunk_overlap=0)
+    assert smaller.files_indexed == 2
+    assert smaller.chunks_total > first.chunks_total
+    assert_consistent(stored(workspace))
+
+
+def test_skipped_files_and_warnings_have_reasons(workspace, minilm):
+    lore = workspace.lore_dir
+    write(lore / "good.md", "# Kessler Station\nKessler Station orbits Calla.")
+    write(lore / "image.txt", b"\x89PNG\r\n\x1a\n\x00\x00binary")
+    write(lore / "map.pdf", b"%PDF-1.4")
+    write(lore / "empty.md", "  \n\n")
+    write(lore / "headings.md", "# Only\n## Headings\n")
+    write(lore / "latin.txt", "Caf\u00e9 on Calla serves kaf.".encode("cp1252"))
+    write(lore / "broken.md", "---\nname: [oops\n---\nThe Drift is cold.")
+    write(lore / ".hidden.md", "# Hidden\nNot lore.")
+    report = ingest_with(minilm, workspace)
+    skipped = dict(report.skipped)
+    assert skipped == {
+        "image.txt": "binary file (not text)",
+        "map.pdf": "unsupported extension .pdf; use .md or .txt",
+        "empty.md": "empty file",
+        "headings.md": "no text to index (headings only)",
+    }
+    warnings = dict(report.warnings)
+    assert warnings["latin.txt"] == "not valid UTF-8, decoded as cp1252"
+    assert "not valid YAML" in warnings["broken.md"] and "indexed as plain text" in warnings["broken.md"]
+    assert set(stored(workspace).file_states()) == {"good.md", "latin.txt", "broken.md"}
+    texts = " ".join(row["text"] for row in stored(workspace).rows(["text"]))
+    assert "Café on Calla" in texts and "The Drift is cold." in texts
+
+
+def test_a_file_that_becomes_unreadable_loses_its_old_chunks(workspace, minilm):
+    note = write(workspace.lore_dir / "a.md", "# A\nSomething true.")
+    write(workspace.lore_dir / "b.md", "# B\nSomething else.")
+    ingest_with(minilm, workspace)
+    note.write_text("")
+    ingest_with(minilm, workspace)
+    assert set(stored(workspace).file_states()) == {"b.md"}
+
+
+def test_missing_and_empty_lore_folders_are_clear_errors(workspace, minilm):
+    with pytest.raises(UserError, match="no lore files"):
+        ingest_with(minilm, workspace)
+    workspace.lore_dir.rmdir()
+    with pytest.raises(UserError, match="does not exist"):
+        ingest_with(minilm, workspace)
+
+
+def test_a_collection_keeps_its_model(workspace, minilm):
+    copy_lore(workspace, NOTES[0])
+    ingest_with(minilm, workspace)
+    assert stored(workspace).model_name == "minilm"
+    with pytest.raises(UserError, match=r"built with minilm.*--rebuild"):
+        ingest_with(minilm, workspace, embedding_model="BAAI/bge-large-en-v1.5")
+    report = ingest_with(minilm, workspace, embedding_model=None, default_model="other-model")
+    assert report.embedding_model == "minilm"
+
+
+def test_a_crash_between_storing_and_deleting_is_repaired(workspace, minilm):
+    """Simulates a kill between the two commits of a file update: both versions are stored."""
+    copy_lore(workspace, *NOTES[:2])
+    clean = ingest_with(minilm, workspace).chunks_total
+    collection = stored(workspace)
+    columns = [
+        "source",
+        "file_hash",
+        "chunk_index",
+        "n_chunks",
+        "heading",
+        "text",
+        "tokens",
+        "facts",
+        "search_text",
+        "run",
+        "vector",
+    ]
+    rows = collection.rows(columns, where=f"source = '{NOTES[0]}'")
+    leftover = [ChunkRow(**{**row, "run": "killed", "vector": np.asarray(row["vector"])}) for row in rows]
+    collection.replace_files(leftover[:2], [], "killed")
+    assert not collection.file_states()[NOTES[0]].is_current(rows[0]["file_hash"])
+    report = ingest_with(minilm, workspace)
+    assert report.files_indexed == 1
+    assert report.chunks_total == clean
+    assert_consistent(stored(workspace))
+
+
+def _versions(table_dir) -> int:
+    versions = table_dir / "_versions"
+    return len(list(versions.iterdir())) if versions.is_dir() else 0
+
+
+def test_kill_9_in_the_middle_of_an_ingest_then_ingest_again(tmp_path, example_workspace):
+    """A real `scifi-llm lore ingest` process is killed with SIGKILL after its first commits."""
+    workspace = init_workspace(tmp_path / "novel", with_example=True)
+    command = [
+        sys.executable,
+        "-m",
+        "scifi_llm",
+        "--workspace",
+        str(workspace.root),
+        "lore",
+        "ingest",
+        "--embedding-model",
+        "minilm",
+        "--json",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    table_dir = workspace.index_dir / "scifi_world.lance"
+    deadline = time.monotonic() + 120
+    while _versions(table_dir) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "ingest finished before it could be killed; the test needs more lore"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = stored(workspace).count()
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert '"files_unchanged": 0' not in resumed.stdout, "nothing of the first run survived the kill"
+    expected = stored(example_workspace).count()
+    collection = stored(workspace)
+    assert 0 < partial < expected or partial != collection.count()
+    assert collection.count() == expected
+    assert_consistent(collection)
+    sources = {path.relative_to(EXAMPLES / "lore").as_posix() for path in (EXAMPLES / "lore").rglob("*.md")}
+    assert set(collection.file_states()) == sources

@@ -1,0 +1,89 @@
+"""Parsing notes: sentences, front matter, headings, blocks."""
+
+from scifi_llm.lore.markdown import parse_document, parse_front_matter, split_sentences, title_from_path
+
+
+def test_sentences_split_at_terminal_punctuation_but_not_abbreviations_or_initials():
+    text = 'Dr. Marsh fitted the arm. It cost 38,000 marks! Was it worth it? "Yes," said J. R. Hask. Done.'
+    assert split_sentences(text) == [
+        "Dr. Marsh fitted the arm.",
+        "It cost 38,000 marks!",
+        "Was it worth it?",
+        '"Yes," said J. R. Hask.',
+        "Done.",
+    ]
+
+
+def test_sentence_ending_inside_quotes_keeps_the_quote():
+    assert split_sentences('She said "Go." Then she left.') == ['She said "Go."', "Then she left."]
+
+
+def test_front_matter_fields_are_parsed_and_removed_from_the_body():
+    fields, error, body = parse_front_matter("---\nname: Elena Voss\naliases: [Ledger]\n---\n# Elena\nText.")
+    assert fields == {"name": "Elena Voss", "aliases": ["Ledger"]}
+    assert error is None
+    assert body == "# Elena\nText."
+
+
+def test_broken_front_matter_is_reported_and_kept_as_text():
+    text = "---\nname: [unclosed\n---\nBody."
+    fields, error, body = parse_front_matter(text)
+    assert fields == {}
+    assert "not valid YAML" in error
+    assert body == text
+
+
+def test_front_matter_that_is_not_a_mapping_is_reported():
+    _, error, _ = parse_front_matter("---\n- a\n- b\n---\nBody.")
+    assert error == "front matter is not a mapping of fields"
+
+
+def test_unclosed_front_matter_is_reported():
+    _, error, _ = parse_front_matter("---\nname: x\nBody without end.")
+    assert error == "front matter has no closing '---'"
+
+
+def test_heading_paths_follow_the_heading_levels():
+    document = parse_document(
+        "# Elena Voss\nIntro.\n## Augmentations\nThe arm.\n### Flaws\nCold.\n## History\nBorn 2386.", "x.md"
+    )
+    assert document.title == "Elena Voss"
+    assert [section.path for section in document.sections] == [
+        ("Elena Voss",),
+        ("Elena Voss", "Augmentations"),
+        ("Elena Voss", "Augmentations", "Flaws"),
+        ("Elena Voss", "History"),
+    ]
+
+
+def test_title_comes_from_front_matter_then_heading_then_file_name():
+    assert parse_document("---\nname: The Wheel\n---\n# Harrow\nText.", "h.md").title == "The Wheel"
+    assert parse_document("# Harrow Station\nText.", "h.md").title == "Harrow Station"
+    assert parse_document("Just text.", "places/harrow_deep.txt").title == "Harrow Deep"
+    assert title_from_path("ships/the-patient_hour.md") == "The Patient Hour"
+
+
+def test_sections_without_a_top_heading_get_the_title_as_root():
+    document = parse_document("Loose intro.\n## Crew\nFive people.", "ships/lark.md")
+    assert [section.path for section in document.sections] == [("Lark",), ("Lark", "Crew")]
+
+
+def test_headings_inside_code_fences_are_not_headings():
+    document = parse_document("# Note\n```\n# not a heading\n```\nAfter.", "n.md")
+    assert [section.path for section in document.sections] == [("Note",)]
+    assert "# not a heading" in document.sections[0].text
+
+
+def test_list_items_and_table_rows_stay_whole_lines():
+    document = parse_document(
+        "# Ship\n- Length 68 m. Ochre paint.\n- Crew of five.\n\n| a | b |\n| 1 | 2 |", "s.md"
+    )
+    blocks = document.sections[0].blocks
+    assert blocks[0].sentences == ("- Length 68 m. Ochre paint.", "- Crew of five.")
+    assert blocks[0].joiner == "\n"
+    assert blocks[1].sentences == ("| a | b |", "| 1 | 2 |")
+
+
+def test_heading_markup_is_removed():
+    document = parse_document("# **Elena** [Voss](x.md)\nText.", "e.md")
+    assert document.title == "Elena Voss"
