@@ -10,10 +10,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from conftest import EXAMPLES, copy_lore, ingest_with, write
 from scifi_llm.config import init_workspace
 from scifi_llm.errors import UserError
 from scifi_llm.lore.store import ChunkRow, LoreIndex
+
+from conftest import EXAMPLES, copy_lore, ingest_with, write
 
 NOTES = ("characters/elena_voss.md", "ships/ashgrove_lark.md", "places/harrow_deep.md")
 

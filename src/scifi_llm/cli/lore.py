@@ -1,5 +1,6 @@
 """`scifi-llm lore ...`: ingest, query, eval, status, remove."""
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -66,7 +67,15 @@ class _RichIngestProgress(IngestProgress):
 
 
 def _loading(what: str):
-    return err_console.status(f"loading {what}...", spinner="dots")
+    """A spinner while something slow loads, on a terminal only."""
+    return err_console.status(f"loading {what}...") if err_console.is_terminal else nullcontext()
+
+
+def _progress(*columns, json_output: bool) -> Progress:
+    """A progress display on stderr, only for people at a terminal."""
+    return Progress(
+        *columns, console=err_console, transient=True, disable=json_output or not err_console.is_terminal
+    )
 
 
 @app.command("ingest")
@@ -103,7 +112,7 @@ def ingest_command(
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console, transient=True, disable=json_output) as progress:
+    with _progress(*columns, json_output=json_output) as progress:
         report = ingest(
             paths or [workspace.lore_dir],
             workspace.lore_dir,
@@ -208,7 +217,7 @@ def eval_command(
     for error in errors:
         warn(f"{questions_file}:{error.line}: {error.message}; skipped")
     retriever = _open_retriever(workspace, collection)
-    with Progress(console=err_console, transient=True, disable=json_output) as progress:
+    with _progress(json_output=json_output) as progress:
         task = progress.add_task("evaluating", total=len(questions))
         report = evaluate(
             retriever,

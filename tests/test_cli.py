@@ -1,0 +1,147 @@
+"""The `scifi-llm` command as people and scripts use it: exit codes, one-line errors, JSON shapes."""
+
+import json
+
+import huggingface_hub.constants
+
+from conftest import EXAMPLES, copy_lore, write
+
+
+def json_lines(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def test_help_explains_every_command(cli):
+    for command in (
+        [],
+        ["init"],
+        ["doctor"],
+        ["lore"],
+        ["lore", "ingest"],
+        ["lore", "query"],
+        ["lore", "eval"],
+        ["lore", "status"],
+        ["lore", "remove"],
+    ):
+        result = cli(*command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_init_then_refuse_to_overwrite(cli, tmp_path):
+    result = cli("init", str(tmp_path / "novel"), "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["workspace"] == str(tmp_path / "novel")
+    again = cli("init", str(tmp_path / "novel"))
+    assert again.exit_code == 1
+    assert again.stderr.count("\n") == 1 and "already a workspace" in again.stderr
+
+
+def test_doctor_reports_each_part_with_fixes(cli, tmp_path):
+    result = cli("--workspace", str(tmp_path), "doctor", "--json")
+    assert result.exit_code == 0
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    assert {
+        "python",
+        "torch",
+        "vllm",
+        "transformers serve",
+        "embedding model minilm",
+        "disk",
+        "port 8000",
+    } <= set(checks)
+    assert checks["embedding model minilm"]["ok"] is True
+    for check in checks.values():
+        assert check["ok"] is not False or check["fix"], f"{check['name']} is missing but names no fix"
+
+
+def test_ingest_status_query_remove(cli, workspace):
+    copy_lore(workspace, "characters/elena_voss.md", "ships/ashgrove_lark.md")
+    ingested = cli("lore", "ingest", "--embedding-model", "minilm", "--json", workspace=workspace)
+    assert ingested.exit_code == 0, ingested.stderr
+    report = json.loads(ingested.stdout)
+    assert (
+        report["files_indexed"] == 2 and report["chunks_total"] > 0 and report["embedding_model"] == "minilm"
+    )
+
+    status = json.loads(cli("lore", "status", "--json", workspace=workspace).stdout)
+    assert status["collections"][0] | {"last_ingest": None} == {
+        "collection": "scifi_world",
+        "files": 2,
+        "chunks": report["chunks_total"],
+        "embedding_model": "minilm",
+        "last_ingest": None,
+        "default": True,
+    }
+
+    query = cli(
+        "lore", "query", "What colour is Ledger's arm plating?", "-k", "2", "--json", workspace=workspace
+    )
+    assert query.exit_code == 0, query.stderr
+    [answer] = json_lines(query.stdout)
+    assert answer["query"] == "What colour is Ledger's arm plating?"
+    assert len(answer["results"]) == 2
+    assert set(answer["results"][0]) >= {"text", "source", "heading", "score", "reasons"}
+    assert answer["results"][0]["source"] == "characters/elena_voss.md"
+    assert "alias:Ledger" in answer["results"][0]["reasons"]
+
+    assert cli("lore", "remove", "scifi_world", "--yes", workspace=workspace).exit_code == 0
+    assert json.loads(cli("lore", "status", "--json", workspace=workspace).stdout)["collections"] == []
+
+
+def test_query_from_file_reports_bad_lines_and_answers_the_rest(cli, example_workspace, tmp_path):
+    queries = write(
+        tmp_path / "q.jsonl",
+        '{"question": "Who built Elena\'s arm?"}\nnot json at all? fine, plain\n'
+        '{"prompt": "Describe the Wheel"}\n{"question": 3}\n{broken\n',
+    )
+    result = cli("lore", "query", "--from-file", str(queries), "--json", workspace=example_workspace)
+    answers = json_lines(result.stdout)
+    assert [answer["query"] for answer in answers] == [
+        "Who built Elena's arm?",
+        "not json at all? fine, plain",
+        "Describe the Wheel",
+    ]
+    assert "q.jsonl:4: no `question` or `prompt` text field" in result.stderr
+    assert "q.jsonl:5: not valid JSON" in result.stderr
+    assert result.exit_code == 1
+
+
+def test_query_errors_are_one_clear_line(cli, workspace, example_workspace):
+    no_index = cli("lore", "query", "Elena", workspace=workspace)
+    assert no_index.exit_code == 1 and "run `scifi-llm lore ingest`" in no_index.stderr
+    unknown = cli("lore", "query", "Elena", "--collection", "nope", workspace=example_workspace)
+    assert unknown.exit_code == 1 and "unknown collection 'nope'" in unknown.stderr
+    both = cli("lore", "query", "Elena", "--from-file", "x", workspace=example_workspace)
+    assert both.exit_code == 1 and "one of the two" in both.stderr
+    outside = cli("--workspace", str(workspace.root / "lore"), "lore", "status")
+    assert outside.exit_code == 1 and "not a scifi-llm workspace" in outside.stderr
+    for result in (no_index, unknown, both, outside):
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_default_embedding_model_offline_fails_naming_minilm(cli, workspace, monkeypatch, tmp_path):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    copy_lore(workspace, "characters/elena_voss.md")
+    result = cli("lore", "ingest", workspace=workspace)
+    assert result.exit_code == 1
+    assert "BAAI/bge-large-en-v1.5 could not be loaded" in result.stderr
+    assert "--embedding-model minilm" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_eval_prints_recall_table_and_json(cli, example_workspace, tmp_path):
+    table = cli("lore", "eval", str(EXAMPLES / "lore_questions.jsonl"), workspace=example_workspace)
+    assert table.exit_code == 0
+    assert "recall@1" in table.stdout and "recall@5" in table.stdout and "MRR" in table.stdout
+    questions = write(
+        tmp_path / "q.jsonl",
+        '{"question": "What colour is the arm?", "gold_phrases": ["Slate-blue"],'
+        ' "kind": "direct"}\n{"question": "no gold"}\n',
+    )
+    result = cli("lore", "eval", str(questions), "--json", "--mode", "dense", workspace=example_workspace)
+    report = json.loads(result.stdout)
+    assert report["questions"] == 1 and report["mode"] == "dense"
+    assert set(report["recall"]) == {"1", "3", "5"} and report["by_kind"]["direct"]["questions"] == 1
+    assert report["skipped_lines"] == [
+        {"line": 2, "message": "needs `question` (text) and `gold_phrases` (list of text)"}
+    ]
+    assert "q.jsonl:2" in result.stderr
