@@ -78,3 +78,16 @@ def test_stated_aliases_patterns():
     assert stated_aliases("She is called 'the old woman' by the crew.") == ["the old woman"]
     assert stated_aliases("He goes by Magpie now.") == ["Magpie"]
     assert stated_aliases("They called for help.") == []
+
+
+def test_front_matter_lists_may_be_comma_separated_strings():
+    text = "---\nname: Harrow\naliases: the Wheel, Harrow Ring\ntags: place\n---\nText."
+    facts = note_facts(parse_document(text, "h.md"))
+    assert (facts.title, facts.aliases, facts.tags) == ("Harrow", ["the Wheel", "Harrow Ring"], ["place"])
+
+
+def test_a_name_shared_by_many_entities_triggers_none():
+    notes = {f"c{i}.md": f"---\naliases: [the Captain]\n---\n# Captain Number{i}\nText." for i in range(5)}
+    reg = registry({**notes, "d.md": "---\naliases: [the Doctor]\n---\n# Doctor One\nText."})
+    assert found(reg, "Who is the captain?") == []
+    assert found(reg, "Who is the doctor?") == [("Doctor One", "doctor")]

@@ -110,12 +110,17 @@ _GENERIC_WORDS = _STOPWORDS | frozenset(
 )
 
 
+# A name shared by more entities than this ("the Captain" in a world of captains) triggers none of them.
+MAX_SHARED_ALIAS = 3
+
+
 @dataclass
 class NoteFacts:
     """What one note says about names: stored with the note's chunks, merged into the registry later."""
 
     title: str
     aliases: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
     headings: list[list[str]] = field(default_factory=list)
     prose_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
     word_case: dict[str, list[int]] = field(default_factory=dict)
@@ -157,7 +162,11 @@ class Mention:
 
 def note_facts(document: Document) -> NoteFacts:
     """Collect the names a note declares or states, and how it capitalises its words."""
-    facts = NoteFacts(title=document.title, aliases=_front_matter_aliases(document.front_matter))
+    facts = NoteFacts(
+        title=document.title,
+        aliases=_front_matter_list(document.front_matter, "aliases"),
+        tags=_front_matter_list(document.front_matter, "tags"),
+    )
     case: dict[str, Counter] = {}
     for section in document.sections:
         if len(section.path) > 1:
@@ -198,6 +207,9 @@ class EntityRegistry:
                 key = _normal(alias)
                 if key and entity not in self._by_alias.setdefault(key, []):
                     self._by_alias[key].append(entity)
+        self._by_alias = {
+            key: found for key, found in self._by_alias.items() if len(found) <= MAX_SHARED_ALIAS
+        }
         keys = sorted(self._by_alias, key=len, reverse=True)
         body = "|".join(re.escape(key).replace(r"\ ", r"\s+").replace("'", "['’]") for key in keys)
         self._pattern = re.compile(rf"(?<!\w)(?:the\s+)?({body})(?!\w)", re.IGNORECASE) if keys else None
@@ -266,13 +278,14 @@ class EntityRegistry:
         return owners
 
 
-def _front_matter_aliases(front_matter: dict) -> list[str]:
-    aliases = front_matter.get("aliases") or []
-    if isinstance(aliases, str):
-        aliases = aliases.split(",")
-    return (
-        [str(alias).strip() for alias in aliases if str(alias).strip()] if isinstance(aliases, list) else []
-    )
+def _front_matter_list(front_matter: dict, key: str) -> list[str]:
+    """A list field of front matter, also accepted as one comma-separated string."""
+    values = front_matter.get(key) or []
+    if isinstance(values, str):
+        values = values.split(",")
+    if not isinstance(values, list):
+        return []
+    return [str(value).strip() for value in values if str(value).strip()]
 
 
 def _count_case(sentence: str, case: dict[str, Counter]) -> None:

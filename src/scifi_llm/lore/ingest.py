@@ -22,7 +22,7 @@ from scifi_llm.textio import NotText, read_text
 
 LORE_EXTENSIONS = (".md", ".markdown", ".txt")
 # Bump when chunking or fact extraction changes, so every file is re-chunked once.
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -269,11 +269,12 @@ def embedding_text(chunk: Chunk) -> str:
 
 
 def keyword_text(facts: NoteFacts, chunk: Chunk) -> str:
-    """What the full-text index sees: the embedded text plus every alias the note gives its subject.
+    """What the full-text index sees: the embedded text plus the note's aliases and tags.
 
     Aliases go to the keyword index only: a vector of a chunk stays about what the chunk says, while a
     nickname in a query still finds the note by keyword (and through the entity registry).
     """
     names = dict.fromkeys([*facts.aliases, *(alias for alias, _ in facts.prose_aliases)])
     aliases = f" (also: {', '.join(names)})" if names else ""
-    return f"{chunk.heading}{aliases}\n{chunk.text}"
+    tags = f" [{', '.join(facts.tags)}]" if facts.tags else ""
+    return f"{chunk.heading}{aliases}{tags}\n{chunk.text}"

@@ -3,8 +3,9 @@
 `hybrid` works like a lorebook plus a search engine. Any entity named in the query (by name, title or
 nickname, whole word, any case) puts its chunks in the running, ranked among themselves by meaning; a
 nickname also adds the entity's real name to the query, so "Ledger's arm" searches for Elena Voss's arm.
-Dense and BM25 keyword searches add their own candidates. The three ranked lists are fused with
-weighted reciprocal-rank fusion; the weights were tuned on examples/lore_questions.jsonl and checked on a
+Dense and BM25 keyword searches add their own candidates, and each clause of a compound question ("who
+built it, and when?") gets a dense search of its own. The ranked lists are fused with weighted
+reciprocal-rank fusion; the weights were tuned on examples/lore_questions.jsonl and checked on a
 held-out lore folder (see perf/RESULTS.md).
 """
 
@@ -18,19 +19,22 @@ import numpy as np
 from scifi_llm.config import RetrievalMode
 from scifi_llm.lore.embed import Embedder
 from scifi_llm.lore.entities import EntityRegistry, Mention, NoteFacts
-from scifi_llm.lore.store import Collection, sql_string
+from scifi_llm.lore.store import Collection
 from scifi_llm.tokens import count_tokens
 
 
 @dataclass(frozen=True)
 class Fusion:
-    """Weights of the ranked lists in reciprocal-rank fusion: score = sum(weight / (k + rank))."""
+    """Weights of the ranked lists in reciprocal-rank fusion: score = sum(weight / (rrf_k + rank)).
+
+    Tuned with perf/tune_fusion.py (see perf/RESULTS.md): a small rrf_k trusts the top of each list.
+    """
 
     dense: float = 1.0
     keyword: float = 0.5
     entity: float = 0.25
     clause: float = 1.0
-    k: int = 5
+    rrf_k: int = 5
     pool: int = 50
 
 
@@ -81,8 +85,34 @@ class Retrieval:
         }
 
 
+@dataclass(frozen=True)
+class _Chunks:
+    """The collection's chunks held in memory: what results show, and one matrix of unit vectors."""
+
+    rows: list[dict]
+    vectors: np.ndarray
+    position: dict[str, int]
+    by_source: dict[str, list[int]]
+
+
+def _load_chunks(collection: Collection) -> tuple[_Chunks, dict[str, NoteFacts]]:
+    rows = collection.rows(["id", "source", "heading", "text", "tokens", "facts", "vector"])
+    notes = {row["source"]: NoteFacts.from_dict(json.loads(row["facts"])) for row in rows if row["facts"]}
+    dimension = collection.dimension
+    vectors = np.asarray([row.pop("vector") for row in rows], dtype=np.float32).reshape(len(rows), dimension)
+    by_source: dict[str, list[int]] = {}
+    for index, row in enumerate(rows):
+        del row["facts"]
+        by_source.setdefault(row["source"], []).append(index)
+    return _Chunks(rows, vectors, {row["id"]: i for i, row in enumerate(rows)}, by_source), notes
+
+
 class Retriever:
-    """Queries one collection with the embedding model it was built with (loaded once)."""
+    """Queries one collection with the embedding model it was built with (loaded once).
+
+    Chunks and vectors are read once into memory: dense search is then one exact matrix product
+    (about a millisecond at 10,000 chunks), while LanceDB keeps the data and answers BM25 queries.
+    """
 
     def __init__(
         self, collection: Collection, embedder: Embedder | None = None, fusion: Fusion = Fusion()
@@ -90,12 +120,8 @@ class Retriever:
         self.collection = collection
         self.embedder = embedder or Embedder(collection.model_name)
         self.fusion = fusion
-        rows = collection.rows(["id", "source", "heading", "facts"])
-        notes = {row["source"]: NoteFacts.from_dict(json.loads(row["facts"])) for row in rows if row["facts"]}
+        self._chunks, notes = _load_chunks(collection)
         self.registry = EntityRegistry(notes)
-        self._chunk_ids: dict[str, list[tuple[str, str]]] = {}
-        for row in rows:
-            self._chunk_ids.setdefault(row["source"], []).append((row["id"], row["heading"]))
 
     def search(
         self, query: str, k: int = 5, mode: RetrievalMode = "hybrid", budget_tokens: int | None = None
@@ -105,62 +131,73 @@ class Retriever:
         candidates = self.candidates(query, mode)
         ranked = rank(candidates, mode, self.fusion)
         results, dropped = select(ranked, k, budget_tokens)
-        self._fill_distances(results, candidates.vector)
+        similarity = self._chunks.vectors @ candidates.vector
+        for hit in results:
+            hit.distance = float(1.0 - similarity[self._chunks.position[hit.chunk_id]])
         elapsed = (time.perf_counter() - started) * 1000
         return Retrieval(query, results, dropped, candidates.entity_names(), elapsed)
 
     def candidates(self, query: str, mode: RetrievalMode) -> "Candidates":
-        """The ranked lists a query draws from: dense, keyword, and one per entity it names."""
+        """The ranked lists a query draws from: dense, keyword, one per clause of a compound question,
+        and one per entity it names."""
         mentions = self.registry.find(query) if mode == "hybrid" else []
         search_text = expand_query(query, mentions)
         vector = self.embedder.embed_query(search_text)
+        similarity = self._chunks.vectors @ vector
         pool = self.fusion.pool
         lists: list[RankedList] = []
         if mode in ("hybrid", "dense"):
-            lists.append(RankedList("dense", "dense", self.collection.dense_search(vector, pool)))
+            lists.append(RankedList("dense", "dense", self._nearest(similarity, pool)))
         if mode in ("hybrid", "keyword"):
-            lists.append(RankedList("keyword", "keyword", self.collection.keyword_search(search_text, pool)))
+            lists.append(RankedList("keyword", "keyword", self._keyword(search_text, pool)))
         if mode == "hybrid":
             for clause in split_clauses(query):
                 clause_vector = self.embedder.embed_query(expand_query(clause, self.registry.find(clause)))
-                lists.append(RankedList("clause", "dense", self.collection.dense_search(clause_vector, pool)))
+                lists.append(
+                    RankedList("clause", "dense", self._nearest(self._chunks.vectors @ clause_vector, pool))
+                )
         for mention in mentions:
             reason = f"alias:{mention.matched}" if mention.by_alias else f"name:{mention.entity.name}"
-            lists.append(RankedList("entity", reason, self._entity_chunks(mention, vector)))
+            lists.append(RankedList("entity", reason, self._nearest(similarity, None, self._scope(mention))))
         return Candidates(mentions, vector, lists)
 
-    def _entity_chunks(self, mention: Mention, vector: np.ndarray) -> list[dict]:
-        """The chunks an entity's scope covers, nearest to the query first."""
-        entity = mention.entity
-        prefix = " > ".join(entity.scope)
-        ids = [
-            chunk_id
-            for chunk_id, heading in self._chunk_ids.get(entity.source, [])
-            if not prefix or heading == prefix or heading.startswith(prefix + " > ")
+    def _nearest(
+        self, similarity: np.ndarray, limit: int | None, among: list[int] | None = None
+    ) -> list[dict]:
+        """Rows by cosine similarity, best first, each with its `_distance`: all, or only `among`."""
+        indices = np.arange(len(similarity)) if among is None else np.asarray(among, dtype=np.int64)
+        if limit is not None and len(indices) > limit:
+            indices = indices[np.argpartition(-similarity[indices], limit)[:limit]]
+        ordered = indices[np.argsort(-similarity[indices], kind="stable")]
+        return [{**self._chunks.rows[i], "_distance": float(1.0 - similarity[i])} for i in ordered]
+
+    def _keyword(self, text: str, limit: int) -> list[dict]:
+        """BM25 matches from LanceDB's full-text index, as in-memory rows with their `_score`."""
+        matches = self.collection.keyword_search(text, limit)
+        position = self._chunks.position
+        return [
+            {**self._chunks.rows[position[m["id"]]], "_score": m["_score"]}
+            for m in matches
+            if m["id"] in position
         ]
-        if not ids:
-            return []
-        where = f"id IN ({', '.join(sql_string(chunk_id) for chunk_id in ids)})"
-        return self.collection.dense_search(vector, len(ids), where=where)
 
-    def _fill_distances(self, hits: list[Hit], vector: np.ndarray) -> None:
-        """Cosine distance of each hit to the query, for those no dense list measured."""
-        missing = [hit for hit in hits if hit.distance is None]
-        if not missing:
-            return
-        where = f"id IN ({', '.join(sql_string(hit.chunk_id) for hit in missing)})"
-        vectors = {
-            row["id"]: np.asarray(row["vector"]) for row in self.collection.rows(["id", "vector"], where)
-        }
-        for hit in missing:
-            if hit.chunk_id in vectors:
-                hit.distance = float(1.0 - vectors[hit.chunk_id] @ vector)
+    def _scope(self, mention: Mention) -> list[int]:
+        """Positions of the chunks an entity's note or section covers."""
+        prefix = " > ".join(mention.entity.scope)
+        return [
+            index
+            for index in self._chunks.by_source.get(mention.entity.source, [])
+            if not prefix
+            or self._chunks.rows[index]["heading"] == prefix
+            or self._chunks.rows[index]["heading"].startswith(prefix + " > ")
+        ]
 
 
-_CLAUSE_BREAK = re.compile(
-    r"\?\s+|;\s+|,?\s+and\s+(?=(?:(?:at|in|on|for|from|to|with|by)\s+)?(?:what|who|whom|whose|where|when|why|how|which|is|are|was|were|did|does|do)\b)",
-    re.IGNORECASE,
+_QUESTION_WORD = (
+    r"(?:(?:at|in|on|for|from|to|with|by)\s+)?"
+    r"(?:wh(?:at|o|om|ose|ere|en|y|ich)|how|is|are|was|were|did|does|do)\b"
 )
+_CLAUSE_BREAK = re.compile(rf"\?\s+|;\s+|,?\s+and\s+(?={_QUESTION_WORD})", re.IGNORECASE)
 
 
 def split_clauses(query: str) -> list[str]:
@@ -217,7 +254,7 @@ def fuse(lists: list[RankedList], fusion: Fusion) -> list[Hit]:
         weight = getattr(fusion, ranked.kind)
         for position, row in enumerate(ranked.rows, start=1):
             hit = hits.get(row["id"]) or hits.setdefault(row["id"], _hit(row, 0.0, []))
-            hit.score += weight / (fusion.k + position)
+            hit.score += weight / (fusion.rrf_k + position)
             if ranked.reason not in hit.reasons:
                 hit.reasons.append(ranked.reason)
             if hit.distance is None and "_distance" in row:

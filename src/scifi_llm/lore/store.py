@@ -209,20 +209,13 @@ class Collection:
             self.table.create_index("search_text", config=FTS(), replace=True)
         self.table.optimize(cleanup_older_than=_OLD_VERSIONS_KEPT)
 
-    def dense_search(self, vector: np.ndarray, limit: int, where: str | None = None) -> list[dict]:
-        """Nearest chunks by cosine distance (exact search), each with `_distance`."""
-        query = self.table.search(vector, vector_column_name="vector").distance_type("cosine").limit(limit)
-        if where:
-            query = query.where(where, prefilter=True)
-        return query.select([*_COLUMNS, "_distance"]).to_arrow().to_pylist()
-
     def keyword_search(self, text: str, limit: int) -> list[dict]:
-        """Best chunks by BM25 over heading, aliases and text, each with `_score`."""
+        """Ids of the best chunks by BM25 over heading, aliases, tags and text, each with `_score`."""
         words = " ".join(re.findall(r"\w+", text))
         if not words:
             return []
         query = self.table.search(words, query_type="fts", fts_columns="search_text").limit(limit)
-        return query.select([*_COLUMNS, "_score"]).to_arrow().to_pylist()
+        return query.select(["id", "_score"]).to_arrow().to_pylist()
 
     def last_ingest(self) -> str | None:
         """When chunks were last written, ISO 8601, or None when empty."""
