@@ -48,11 +48,11 @@ class TimedEmbedder:
         self.inner = embedder
         self.query_seconds = 0.0
 
-    def embed_query(self, query: str):
+    def embed_queries(self, queries: list[str]):
         started = time.perf_counter()
-        vector = self.inner.embed_query(query)
+        vectors = self.inner.embed_queries(queries)
         self.query_seconds += time.perf_counter() - started
-        return vector
+        return vectors
 
     def __getattr__(self, name):
         return getattr(self.inner, name)

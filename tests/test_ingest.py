@@ -12,9 +12,10 @@ import pytest
 
 from scifi_llm.config import init_workspace
 from scifi_llm.errors import UserError
+from scifi_llm.lore.ingest import ingest
 from scifi_llm.lore.store import ChunkRow, LoreIndex
 
-from conftest import EXAMPLES, copy_lore, ingest_with, write
+from conftest import EXAMPLES, copy_lore, ingest_with, options, write
 
 NOTES = ("characters/elena_voss.md", "ships/ashgrove_lark.md", "places/harrow_deep.md")
 
@@ -192,3 +193,19 @@ def test_kill_9_in_the_middle_of_an_ingest_then_ingest_again(tmp_path, example_w
     assert_consistent(collection)
     sources = {path.relative_to(EXAMPLES / "lore").as_posix() for path in (EXAMPLES / "lore").rglob("*.md")}
     assert set(collection.file_states()) == sources
+
+
+def test_ingesting_one_folder_leaves_the_others_alone(workspace, minilm):
+    copy_lore(workspace, *NOTES)
+    ingest_with(minilm, workspace)
+    (workspace.lore_dir / NOTES[1]).unlink()
+    ships = workspace.lore_dir / "ships"
+    report = ingest(
+        [ships],
+        workspace.lore_dir,
+        LoreIndex(workspace.index_dir),
+        options(),
+        load_embedder=lambda _name: minilm,
+    )
+    assert report.files_removed == 1
+    assert set(stored(workspace).file_states()) == {NOTES[0], NOTES[2]}

@@ -69,7 +69,11 @@ class Embedder:
 
     def embed_query(self, query: str) -> np.ndarray:
         """Embed one query, with the model's query instruction when it has one."""
-        return self._encode([self.spec.query_instruction + query], 1)[0]
+        return self.embed_queries([query])[0]
+
+    def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Embed several queries in one batch (one forward pass), each with the query instruction."""
+        return self._encode([self.spec.query_instruction + query for query in queries], len(queries))
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         vectors = self._model.encode(

@@ -110,8 +110,6 @@ def scan(roots: list[Path], lore_dir: Path) -> tuple[list[LoreFile], list[tuple[
                 skipped.append((source, f"unsupported extension {path.suffix or '(none)'}; use .md or .txt"))
             else:
                 files.append(LoreFile(path, source))
-    if not files and not skipped:
-        raise UserError(f"no lore files in {', '.join(str(root) for root in roots)}: add .md or .txt notes")
     return files, skipped, prefixes
 
 
@@ -160,13 +158,32 @@ def ingest(
 ) -> IngestReport:
     """Bring a collection up to date with the lore files under `roots`."""
     started = time.perf_counter()
-    progress = progress or IngestProgress()
     files, skipped, prefixes = scan(roots, lore_dir)
-    collection, embedder = _open_collection(index, options, load_embedder)
-    report = IngestReport(
-        options.collection, collection.model_name, files_seen=len(files), skipped=list(skipped)
-    )
-    states = collection.file_states()
+    existing = index.open(options.collection) if options.collection in index.names() else None
+    states = existing.file_states() if existing and not options.rebuild else {}
+    if not files and not skipped and not any(_under(source, prefixes) for source in states):
+        raise UserError(f"no lore files in {', '.join(str(root) for root in roots)}: add .md or .txt notes")
+    collection, embedder = _open_collection(index, existing, options, load_embedder)
+    report = IngestReport(options.collection, collection.model_name, len(files), skipped=list(skipped))
+    changed = _changed_files(files, states, collection, options, report)
+    present = {lore_file.source for lore_file in files}
+    gone = [source for source in states if source not in present and _under(source, prefixes)]
+    collection.delete_sources(gone)
+    report.files_removed = len(gone)
+    if changed:
+        embedder = embedder or load_embedder(collection.model_name)
+        _embed_and_store(collection, embedder, changed, options, progress or IngestProgress(), report)
+    if changed or gone:
+        collection.finish()
+    report.chunks_total = collection.count()
+    report.seconds = round(time.perf_counter() - started, 3)
+    return report
+
+
+def _changed_files(
+    files: list[LoreFile], states: dict, collection: Collection, options: IngestOptions, report: IngestReport
+) -> list[PreparedFile]:
+    """The files to (re-)embed, chunked; unchanged ones are counted, unreadable ones lose old chunks."""
     changed = []
     for lore_file in files:
         digest = file_hash(lore_file.path.read_bytes(), options)
@@ -179,32 +196,35 @@ def ingest(
             changed.append(prepared)
         elif state is not None:
             collection.delete_sources([lore_file.source])
-    present = {lore_file.source for lore_file in files}
-    gone = [source for source in states if source not in present and _under(source, prefixes)]
-    collection.delete_sources(gone)
-    report.files_removed = len(gone)
-    if changed:
-        embedder = embedder or load_embedder(collection.model_name)
-        progress.planned(len(changed), sum(len(prepared.chunks) for prepared in changed))
-        run = uuid.uuid4().hex
-        for batch in _batches(changed, options.batch_chunks):
-            report.chunks_embedded += _store_batch(collection, embedder, batch, run, progress)
-            report.files_indexed += len(batch)
-    if changed or gone:
-        collection.finish()
-    report.chunks_total = collection.count()
-    report.seconds = round(time.perf_counter() - started, 3)
-    return report
+    return changed
+
+
+def _embed_and_store(
+    collection: Collection,
+    embedder: Embedder,
+    changed: list[PreparedFile],
+    options: IngestOptions,
+    progress: IngestProgress,
+    report: IngestReport,
+) -> None:
+    """Embed and store changed files batch by batch; each batch is committed before the next starts."""
+    progress.planned(len(changed), sum(len(prepared.chunks) for prepared in changed))
+    run = uuid.uuid4().hex
+    for batch in _batches(changed, options.batch_chunks):
+        report.chunks_embedded += _store_batch(collection, embedder, batch, run, progress)
+        report.files_indexed += len(batch)
 
 
 def _open_collection(
-    index: LoreIndex, options: IngestOptions, load_embedder: Callable[[str], Embedder]
+    index: LoreIndex,
+    existing: Collection | None,
+    options: IngestOptions,
+    load_embedder: Callable[[str], Embedder],
 ) -> tuple[Collection, Embedder | None]:
     """The collection to write, created (with the embedder it needs) when new or rebuilding.
 
     The model is the one asked for, else the one the collection was built with, else the default.
     """
-    existing = index.open(options.collection) if options.collection in index.names() else None
     if existing is not None and not options.rebuild:
         if options.embedding_model and options.embedding_model != existing.model_name:
             raise UserError(
