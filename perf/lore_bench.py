@@ -204,7 +204,7 @@ def main() -> None:
 
 
 def append_summary(results: dict) -> None:
-    """One Markdown line per run in perf/RESULTS.md."""
+    """One Markdown line per run, at the end of the lore table of perf/RESULTS.md."""
     reingest = results["reingest"]
     parts = [f"re-ingest/fresh {reingest['ratio']:.3f} in-process, {reingest['cli_ratio']:.2f} CLI"]
     for key in ("latency_small", "latency_large"):
@@ -221,9 +221,13 @@ def append_summary(results: dict) -> None:
             f" / keyword {q['keyword']['recall']['5']:.3f}, MRR {q['hybrid']['mrr']:.3f}/"
             f"{q['dense']['mrr']:.3f}/{q['keyword']['mrr']:.3f}"
         )
-    line = f"| {results['date'][:10]} | `python perf/lore_bench.py` | {'; '.join(parts)} |\n"
-    text = RESULTS_MD.read_text(encoding="utf-8") if RESULTS_MD.exists() else ""
-    atomic_write_text(RESULTS_MD, text + line)
+    line = f"| {results['date'][:10]} | `python perf/lore_bench.py` | {'; '.join(parts)} |"
+    lines = RESULTS_MD.read_text(encoding="utf-8").splitlines()
+    header = lines.index("| date | command | result |")
+    end = header + 2
+    while end < len(lines) and lines[end].startswith("| "):
+        end += 1
+    atomic_write_text(RESULTS_MD, "\n".join([*lines[:end], line, *lines[end:]]) + "\n")
 
 
 if __name__ == "__main__":

@@ -13,15 +13,18 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from scifi_llm.config import RetrievalMode
 from scifi_llm.lore.embed import Embedder
 from scifi_llm.lore.entities import EntityRegistry, Mention, NoteFacts
 from scifi_llm.lore.store import Collection
 from scifi_llm.tokens import count_tokens
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ class _Chunks:
     """The collection's chunks held in memory: what results show, and one matrix of unit vectors."""
 
     rows: list[dict]
-    vectors: torch.Tensor
+    vectors: "torch.Tensor"
     position: dict[str, int]
     by_source: dict[str, list[int]]
 
@@ -101,10 +104,14 @@ class _Chunks:
         Computed by torch rather than numpy: numpy's BLAS threads would keep spinning after the product
         and slow the next query embedding down three-fold on a small CPU.
         """
+        import torch
+
         return (self.vectors @ torch.from_numpy(vector)).numpy()
 
 
 def _load_chunks(collection: Collection) -> tuple[_Chunks, dict[str, NoteFacts]]:
+    import torch  # here, not at the top: commands that never search should not pay for importing torch
+
     rows = collection.rows(["id", "source", "heading", "text", "tokens", "facts", "vector"])
     notes = {row["source"]: NoteFacts.from_dict(json.loads(row["facts"])) for row in rows if row["facts"]}
     dimension = collection.dimension
