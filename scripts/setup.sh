@@ -7,9 +7,19 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 stamp=.venv/.scifi-llm-installed
+
+install() {  # quiet unless it fails; the full log stays in .venv/pip.log
+  if ! .venv/bin/python -m pip install "$@" >> .venv/pip.log 2>&1; then
+    tail -n 40 .venv/pip.log >&2
+    echo "setup failed: pip install $* (full log: .venv/pip.log)" >&2
+    exit 1
+  fi
+}
+
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet "torch==2.13.0"
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  echo "setting up .venv (first run takes a few minutes)..." >&2
+  install --upgrade pip
+  install "torch==2.13.0"
+  install -e ".[dev]"
   touch "$stamp"
 fi

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from scifi_llm import __version__
@@ -20,7 +21,7 @@ class _ReportingGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+            err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(1) from exc
         except KeyboardInterrupt as exc:
             err_console.print("[yellow]interrupted[/]: run the same command again to resume", soft_wrap=True)

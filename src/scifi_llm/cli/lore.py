@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import (
     BarColumn,
@@ -15,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from scifi_llm.cli.output import console, err_console, print_json, warn
 from scifi_llm.config import RetrievalMode, Workspace
@@ -135,7 +137,7 @@ def _print_ingest(report: IngestReport) -> None:
         f"{report.chunks_total} in the collection; {report.seconds:.1f} s"
     )
     for name, reason in report.skipped:
-        console.print(f"  skipped {name}: {reason}", soft_wrap=True)
+        console.print(escape(f"  skipped {name}: {reason}"), soft_wrap=True)
     for name, message in report.warnings:
         warn(f"{name}: {message}")
 
@@ -185,17 +187,18 @@ def query_command(
 
 
 def _print_retrieval(retrieval: Retrieval) -> None:
-    console.rule(f"[bold]{retrieval.query}")
+    console.rule(f"[bold]{escape(retrieval.query)}")
     if retrieval.mentions:
-        console.print(f"entities: {', '.join(retrieval.mentions)}")
+        console.print(f"entities: {escape(', '.join(retrieval.mentions))}")
     for rank, hit in enumerate(retrieval.results, start=1):
-        title = f"{rank}. {hit.source} — {hit.heading}"
-        subtitle = f"score {hit.score:.4f} · {hit.tokens} tokens · {', '.join(hit.reasons)}"
-        console.print(
-            Panel(hit.text, title=title, title_align="left", subtitle=subtitle, subtitle_align="right")
+        title = escape(f"{rank}. {hit.source} — {hit.heading}")
+        subtitle = escape(f"score {hit.score:.4f} · {hit.tokens} tokens · {', '.join(hit.reasons)}")
+        panel = Panel(
+            Text(hit.text), title=title, title_align="left", subtitle=subtitle, subtitle_align="right"
         )
+        console.print(panel)
     for dropped in retrieval.dropped:
-        console.print(f"  dropped ({dropped['reason']}): {dropped['source']} — {dropped['heading']}")
+        console.print(escape(f"  dropped ({dropped['reason']}): {dropped['source']} — {dropped['heading']}"))
 
 
 @app.command("eval")
@@ -249,9 +252,8 @@ def _print_eval(report: EvalReport) -> None:
         + f"  mean lore tokens {report.mean_tokens}"
     )
     for miss in report.misses:
-        console.print(
-            f"  missed [{miss['kind']}] {miss['question']}  (top: {miss['top_source']})", soft_wrap=True
-        )
+        line = f"  missed ({miss['kind']}) {miss['question']}  (top: {miss['top_source']})"
+        console.print(escape(line), soft_wrap=True)
 
 
 @app.command("status")

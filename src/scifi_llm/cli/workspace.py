@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from scifi_llm.cli.output import console, print_json
@@ -28,9 +29,11 @@ def init(
     if json_output:
         print_json({"workspace": str(workspace.root), "config": str(workspace.root / CONFIG_NAME)})
         return
-    console.print(f"Created workspace [bold]{workspace.root}[/]")
+    console.print(f"Created workspace [bold]{escape(str(workspace.root))}[/]")
     console.print(f"  settings: {CONFIG_NAME}   lore: lore/   writing: writing/   configs: configs/")
-    console.print(f"Next: put your notes in lore/, then [bold]cd {directory} && scifi-llm lore ingest[/]")
+    console.print(
+        f"Next: put your notes in lore/, then [bold]cd {escape(str(directory))} && scifi-llm lore ingest[/]"
+    )
 
 
 def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
