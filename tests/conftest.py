@@ -110,3 +110,12 @@ def copy_lore(workspace: Workspace, *names: str) -> None:
         target = workspace.lore_dir / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(EXAMPLES / "lore" / name, target)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -47,6 +47,17 @@ class LoreSettings(_Section):
     mode: RetrievalMode = "hybrid"
 
 
+class ServeSettings(_Section):
+    """How `scifi-llm serve` runs the model server."""
+
+    engine: Literal["auto", "vllm", "transformers"] = "auto"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_model_len: int | Literal["auto"] = "auto"
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    startup_timeout: int = Field(900, ge=1)
+
+
 class WritingSettings(_Section):
     """Where the writer's own prose lives."""
 
@@ -59,6 +70,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SCIFI_LLM_", env_nested_delimiter="__", extra="forbid")
 
     model: ModelSettings = ModelSettings()
+    serve: ServeSettings = ServeSettings()
     lore: LoreSettings = LoreSettings()
     writing: WritingSettings = WritingSettings()
 
@@ -145,6 +157,20 @@ CONFIG_TEMPLATE = """\
 [model]
 # The model you serve: a Hugging Face name or a local folder.
 name = "meta-llama/Llama-3.1-8B-Instruct"
+
+[serve]
+# "vllm" (CUDA GPU), "transformers" (transformers serve, anywhere) or "auto" (vLLM when it can run).
+engine = "auto"
+# Where the model server listens; keep 127.0.0.1 unless other machines must reach it.
+host = "127.0.0.1"
+# The engine's port; its OpenAI API is then http://HOST:PORT/v1.
+port = 8000
+# vLLM context length in tokens, or "auto" to size it from free GPU memory (KV-cache arithmetic).
+max_model_len = "auto"
+# Share of GPU memory vLLM may take for weights and KV cache.
+gpu_memory_utilization = 0.9
+# Seconds `serve` waits for the server to answer before giving up (large models load slowly).
+startup_timeout = 900
 
 [lore]
 # Folder of worldbuilding notes (.md, .txt), relative to this file.
