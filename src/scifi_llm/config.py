@@ -58,6 +58,19 @@ class ServeSettings(_Section):
     startup_timeout: int = Field(900, ge=1)
 
 
+class ProxySection(_Section):
+    """How `scifi-llm proxy` runs the lore proxy."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8001, ge=1, le=65535)
+    upstream: str = "http://127.0.0.1:8000/v1"
+    api_key: str = ""
+    max_body_mb: float = Field(4.0, gt=0)
+    retrieval_timeout_s: float = Field(5.0, gt=0)
+    history: bool = True
+    history_limit: int = Field(100_000, ge=1)
+
+
 class WritingSettings(_Section):
     """Where the writer's own prose lives."""
 
@@ -71,6 +84,7 @@ class Settings(BaseSettings):
 
     model: ModelSettings = ModelSettings()
     serve: ServeSettings = ServeSettings()
+    proxy: ProxySection = ProxySection()
     lore: LoreSettings = LoreSettings()
     writing: WritingSettings = WritingSettings()
 
@@ -171,6 +185,24 @@ max_model_len = "auto"
 gpu_memory_utilization = 0.9
 # Seconds `serve` waits for the server to answer before giving up (large models load slowly).
 startup_timeout = 900
+
+[proxy]
+# Where the lore proxy listens; point your writing app at http://HOST:PORT/v1.
+host = "127.0.0.1"
+# The proxy's port.
+port = 8001
+# The engine's OpenAI base URL (with or without /v1); `scifi-llm proxy --upstream` may name several.
+upstream = "http://127.0.0.1:8000/v1"
+# When set, clients must send "Authorization: Bearer <api_key>" (all endpoints but /health).
+api_key = ""
+# Largest request body accepted, in MB.
+max_body_mb = 4.0
+# Seconds lore retrieval may take before a request goes on without lore.
+retrieval_timeout_s = 5.0
+# Keep a history of requests in .scifi-llm/history.db.
+history = true
+# Most requests the history keeps (oldest are deleted first).
+history_limit = 100000
 
 [lore]
 # Folder of worldbuilding notes (.md, .txt), relative to this file.

@@ -51,6 +51,9 @@ def build_tiny_llama(output_dir: Path, texts: Iterable[str], seed: int = 0) -> P
     """Write a tiny random Llama and its tokenizer to `output_dir` (a Hugging Face model folder)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
     tokenizer = build_tokenizer(texts)
     config = LlamaConfig(
@@ -80,3 +83,14 @@ def build_tiny_llama(output_dir: Path, texts: Iterable[str], seed: int = 0) -> P
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
     return output_dir
+
+
+if __name__ == "__main__":
+    import sys
+
+    from scifi_llm.config import example_dir
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m scifi_llm.tiny_model OUTPUT_DIR")
+    corpus = [path.read_text(encoding="utf-8") for path in sorted(example_dir().rglob("*.md"))]
+    print(build_tiny_llama(Path(sys.argv[1]), corpus))

@@ -1,0 +1,128 @@
+"""`scifi-llm proxy` (the lore proxy) and `scifi-llm ask` (one request through it)."""
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from scifi_llm.cli.output import console, err_console, print_json
+from scifi_llm.openai_client import api_base, stream_chat
+from scifi_llm.proxy.augment import LORE_HEADER
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
+
+
+def proxy(
+    ctx: typer.Context,
+    upstream: Annotated[
+        list[str] | None,
+        typer.Option(help="Engine base URL, with or without /v1 (repeat for several engines)."),
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: settings, 8001).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default 127.0.0.1: this machine only).")
+    ] = None,
+    collection: Annotated[str | None, typer.Option(help="Lore collection (default: settings).")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="SCIFI_LLM_PROXY_API_KEY", help="Require this key.")
+    ] = None,
+    no_history: Annotated[bool, typer.Option("--no-history", help="Do not record requests.")] = False,
+) -> None:
+    """Run the OpenAI-compatible lore proxy: every chat request gets the lore it needs, then goes on to the
+    engine. Point any OpenAI client at http://127.0.0.1:8001/v1. Runs until Ctrl-C.
+    """
+    import uvicorn
+
+    from scifi_llm.proxy.app import ProxySettings, create_app
+
+    workspace = ctx.obj.open_workspace()
+    section, lore = workspace.settings.proxy, workspace.settings.lore
+    settings = ProxySettings(
+        upstreams=tuple(api_base(url) for url in (upstream or [section.upstream])),
+        index_dir=workspace.index_dir,
+        collection=collection or lore.collection,
+        top_k=lore.top_k,
+        budget_tokens=lore.budget_tokens,
+        mode=lore.mode,
+        api_key=api_key or section.api_key or None,
+        max_body_bytes=int(section.max_body_mb * 2**20),
+        retrieval_timeout_s=section.retrieval_timeout_s,
+        history_path=None if no_history or not section.history else workspace.state_dir / "history.db",
+        history_limit=section.history_limit,
+    )
+    bind_port = port or section.port
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err_console.print(
+        f"lore proxy on http://{host or section.host}:{bind_port}/v1 -> {', '.join(settings.upstreams)}"
+    )
+    uvicorn.run(create_app(settings), host=host or section.host, port=bind_port, log_level="warning")
+
+
+def ask(
+    ctx: typer.Context,
+    prompt: Annotated[str, typer.Argument(help="What to ask or have written.")],
+    url: Annotated[str | None, typer.Option(help="Proxy URL (default: the workspace's proxy).")] = None,
+    system: Annotated[str | None, typer.Option(help="A system message.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer, in tokens.")] = 512,
+    no_lore: Annotated[bool, typer.Option("--no-lore", help="Ask without lore.")] = False,
+    show_lore: Annotated[
+        bool, typer.Option("--show-lore", help="Print the lore chunks the proxy added.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Send one chat request through the lore proxy, stream the answer, then list the lore sources used."""
+    workspace = ctx.obj.open_workspace()
+    section = workspace.settings.proxy
+    base = url or f"http://{section.host}:{section.port}/v1"
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    body = {"messages": messages, "max_tokens": max_tokens, "lore": {"enabled": not no_lore}}
+    reply = asyncio.run(_stream(base, body, section.api_key or None, echo=not json_output))
+    lore_sources = [s for s in (reply.headers or {}).get("x-lore-sources", "").split(",") if s]
+    if json_output:
+        print_json(
+            {
+                "prompt": prompt,
+                "answer": reply.text,
+                "sources": lore_sources,
+                "ttft_s": reply.ttft_s,
+                "total_s": reply.total_s,
+                "chunks": reply.chunks,
+            }
+        )
+        return
+    console.print()
+    console.print(f"[dim]lore sources: {escape(', '.join(lore_sources) or 'none')}[/]")
+    if show_lore:
+        _print_lore(workspace, prompt)
+
+
+async def _stream(base: str, body: dict, api_key: str | None, echo: bool):
+    """Print the answer as it streams in; return the finished reply."""
+    finished = None
+    async for text, reply in stream_chat(base, body, api_key):
+        if echo and text:
+            console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+        finished = reply
+    return finished
+
+
+def _print_lore(workspace, prompt: str) -> None:
+    """The lore the proxy adds for this prompt, retrieved the same way."""
+    from scifi_llm.lore.retrieve import Retriever
+    from scifi_llm.lore.store import LoreIndex
+    from scifi_llm.proxy.augment import lore_message
+
+    lore = workspace.settings.lore
+    retriever = Retriever(LoreIndex(workspace.index_dir).open(lore.collection))
+    hits = retriever.search(prompt, k=lore.top_k, mode=lore.mode, budget_tokens=lore.budget_tokens).results
+    console.print(escape(lore_message(hits)["content"].removeprefix(LORE_HEADER).strip()))
+
+
+def register(app: typer.Typer) -> None:
+    """Add proxy and ask to the root app."""
+    app.command()(proxy)
+    app.command()(ask)

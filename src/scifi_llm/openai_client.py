@@ -1,0 +1,106 @@
+"""The one client for OpenAI-compatible endpoints (engines and our proxy): URLs, errors, streaming.
+
+Used by the proxy to reach the engine, by `ask` to reach the proxy, and by the benchmarks.
+"""
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+
+from scifi_llm.errors import UserError
+
+
+def api_base(url: str) -> str:
+    """An OpenAI base URL ending in /v1, whether or not the user wrote it: http://h:8000 -> http://h:8000/v1."""
+    url = url.strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise UserError(f"{url!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def error_payload(message: str, error_type: str, code: str | int | None = None) -> dict:
+    """OpenAI's error shape."""
+    return {"error": {"message": message, "type": error_type, "code": code}}
+
+
+def sse_event(payload: dict) -> bytes:
+    """One server-sent event carrying `payload` as JSON."""
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+@dataclass
+class StreamedReply:
+    """A streamed chat completion as it arrived: the text, timing, and any response headers."""
+
+    text: str = ""
+    chunks: int = 0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    headers: dict | None = None
+
+
+async def stream_chat(
+    base_url: str, body: dict, api_key: str | None = None, timeout: float = 600.0
+) -> AsyncIterator[tuple[str, StreamedReply]]:
+    """POST a streaming chat completion; yields (new text, reply so far) per content chunk.
+
+    Errors (HTTP status, error events, broken connections) raise UserError with the server's message.
+    """
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    reply = StreamedReply()
+    started = time.perf_counter()
+    try:
+        async with (
+            httpx.AsyncClient(timeout=timeout) as client,
+            client.stream(
+                "POST",
+                f"{api_base(base_url)}/chat/completions",
+                json={**body, "stream": True},
+                headers=headers,
+            ) as response,
+        ):
+            reply.headers = dict(response.headers)
+            if response.status_code >= 400:
+                raise UserError(
+                    f"{base_url}: HTTP {response.status_code}: {error_message(await response.aread())}"
+                )
+            async for line in response.aiter_lines():
+                text = _content(line)
+                if text:
+                    reply.ttft_s = reply.ttft_s or time.perf_counter() - started
+                    reply.text += text
+                    reply.chunks += 1
+                    yield text, reply
+    except httpx.HTTPError as exc:
+        raise UserError(f"{base_url}: {type(exc).__name__}: {exc or 'connection failed'}") from exc
+    reply.total_s = time.perf_counter() - started
+    yield "", reply
+
+
+def _content(line: str) -> str:
+    """The text delta of one SSE line; raises UserError on an error event."""
+    if not line.startswith("data:"):
+        return ""
+    data = line[5:].strip()
+    if not data or data == "[DONE]":
+        return ""
+    event = json.loads(data)
+    if "error" in event:
+        raise UserError(f"the server reported: {error_message(data.encode())}")
+    choices = event.get("choices") or [{}]
+    return (choices[0].get("delta") or {}).get("content") or ""
+
+
+def error_message(raw: bytes) -> str:
+    """The message of an OpenAI-shaped (or FastAPI-shaped) error body, else the start of the body."""
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")[:300]
+    error = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message"))
+    return str(payload.get("detail", payload) if isinstance(payload, dict) else payload)[:300]

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible lore proxy: augment, history, metrics, upstream pool, the app."""

@@ -1,0 +1,83 @@
+"""Servers for tests: the proxy in a background thread, and a fault-injecting fake engine.
+
+FaultyEngine is the only fake in the suite. It exists because a real engine will not, on demand, cut a
+stream in the middle, hang, or report when a client went away; every other test talks to a real
+`transformers serve` process.
+"""
+
+import asyncio
+import json
+import threading
+import time
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+
+@contextmanager
+def serve_in_thread(app, port: int):
+    """Run an ASGI app with uvicorn on 127.0.0.1:port until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _chunk(text: str) -> str:
+    event = {
+        "id": "x",
+        "object": "chat.completion.chunk",
+        "model": "faulty",
+        "choices": [{"index": 0, "delta": {"content": text}}],
+    }
+    return f"data: {json.dumps(event)}\n\n"
+
+
+class FaultyEngine:
+    """A fake engine whose behaviour is picked by the request's model name: cut, hang or slow."""
+
+    def __init__(self) -> None:
+        self.cancelled = threading.Event()
+        self.app = FastAPI()
+        self.app.post("/v1/chat/completions")(self.chat)
+        self.app.get("/v1/models")(self.models)
+
+    async def models(self):
+        return {"object": "list", "data": [{"id": "faulty", "object": "model"}]}
+
+    async def chat(self, request: Request):
+        body = await request.json()
+        behaviour = body.get("model")
+        if behaviour == "hang":
+            await asyncio.sleep(3600)
+        if behaviour == "cut":
+            return StreamingResponse(self._cut(), media_type="text/event-stream")
+        if behaviour == "slow":
+            return StreamingResponse(self._slow(), media_type="text/event-stream")
+        return JSONResponse({"error": {"message": f"unknown behaviour {behaviour}"}}, status_code=400)
+
+    async def _cut(self):
+        for word in ("one ", "two ", "three "):
+            yield _chunk(word)
+        raise RuntimeError("engine died mid-stream")  # uvicorn drops the connection without finishing
+
+    async def _slow(self):
+        finished = False
+        try:
+            for index in range(100):
+                yield _chunk(f"{index} ")
+                await asyncio.sleep(0.1)
+            yield "data: [DONE]\n\n"
+            finished = True
+        finally:
+            if not finished:
+                self.cancelled.set()

@@ -1,0 +1,243 @@
+"""The lore proxy, end to end: the official openai SDK -> proxy -> a real `transformers serve`."""
+
+import json
+import sqlite3
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+
+import httpx
+import openai
+import pytest
+
+from scifi_llm.lore.retrieve import Hit
+from scifi_llm.proxy.app import ProxySettings, create_app
+from scifi_llm.proxy.augment import inject, lore_query
+from scifi_llm.proxy.history import MIGRATIONS, History
+from scifi_llm.serving import process
+from scifi_llm.serving.engines import ServeOptions, transformers_command
+from servers import FaultyEngine, serve_in_thread
+
+from conftest import free_port
+
+ELENA_QUESTION = "What does Ledger keep hidden in her forearm?"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_llama):
+    """A real transformers serve process with the tiny Llama."""
+    command = transformers_command(ServeOptions(str(tiny_llama), port=free_port()))
+    server = subprocess.Popen(command.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not process.is_healthy(command.health_url) and time.monotonic() < deadline:
+        assert server.poll() is None, "transformers serve exited"
+        time.sleep(0.3)
+    yield command.base_url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def proxy(example_workspace, tmp_path):
+    """Start a proxy in front of the given upstreams; yields its /v1 URL."""
+
+    @contextmanager
+    def start(*upstreams: str, **changes):
+        settings = ProxySettings(
+            upstreams=upstreams,
+            index_dir=example_workspace.index_dir,
+            history_path=tmp_path / "history.db",
+            **changes,
+        )
+        with serve_in_thread(create_app(settings), free_port()) as url:
+            yield f"{url}/v1"
+
+    return start
+
+
+def sdk(base_url: str, api_key: str = "unused") -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60)
+
+
+def ask(client, content: str, **extra):
+    return client.chat.completions.create(
+        model=extra.pop("model", "tiny"),
+        max_tokens=8,
+        messages=[{"role": "user", "content": content}],
+        **extra,
+    )
+
+
+def test_non_streaming_answer_with_lore_sources(proxy, engine, tiny_llama):
+    with proxy(engine) as url:
+        raw = sdk(url).chat.completions.with_raw_response.create(
+            model=str(tiny_llama), max_tokens=8, messages=[{"role": "user", "content": ELENA_QUESTION}]
+        )
+        answer = raw.parse()
+        assert answer.choices[0].message.role == "assistant"
+        assert "characters/elena_voss.md" in raw.headers["x-lore-sources"].split(",")
+        models = sdk(url).models.list()
+        assert str(tiny_llama) in [model.id for model in models.data]
+
+
+def test_lore_reaches_the_engine_and_can_be_switched_off(proxy, engine, tiny_llama):
+    with proxy(engine) as url:
+        client = sdk(url)
+        with_lore = ask(client, ELENA_QUESTION, model=str(tiny_llama))
+        without = ask(client, ELENA_QUESTION, model=str(tiny_llama), extra_body={"lore": {"enabled": False}})
+        assert with_lore.usage.prompt_tokens > without.usage.prompt_tokens + 100
+        stats = httpx.get(url.removesuffix("/v1") + "/stats").json()
+        assert [q["lore"] for q in stats["recent_queries"][:2]] == ["disabled", "used"]
+
+
+def test_streaming_arrives_in_chunks_and_ends_with_done(proxy, engine, tiny_llama):
+    with proxy(engine) as url:
+        stream = ask(sdk(url), ELENA_QUESTION, model=str(tiny_llama), stream=True)
+        chunks = [chunk for chunk in stream]
+        assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 3
+        body = {
+            "model": str(tiny_llama),
+            "max_tokens": 4,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Hello"}],
+        }
+        with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=60) as response:
+            lines = [line for line in response.iter_lines() if line]
+        assert lines[-1] == "data: [DONE]"
+
+
+def test_upstream_down_is_a_502_in_openai_shape(proxy):
+    with proxy(f"http://127.0.0.1:{free_port()}/v1") as url:
+        with pytest.raises(openai.APIStatusError) as caught:
+            ask(sdk(url), "Hello")
+        assert caught.value.status_code == 502
+        assert caught.value.body["type"] == "upstream_error" and "unreachable" in caught.value.body["message"]
+
+
+def test_a_stream_cut_by_the_engine_ends_with_an_error_event(proxy):
+    faulty = FaultyEngine()
+    with serve_in_thread(faulty.app, free_port()) as engine_url, proxy(f"{engine_url}/v1") as url:
+        with pytest.raises(openai.APIError, match="broke off"):
+            for _ in ask(sdk(url), "Hello", model="cut", stream=True):
+                pass
+        slow = ask(sdk(url), "Hello again", model="slow", stream=True)
+        assert next(iter(slow)).choices[0].delta.content == "0 "
+        slow.close()
+
+
+def test_client_disconnect_cancels_the_upstream_request(proxy):
+    faulty = FaultyEngine()
+    with serve_in_thread(faulty.app, free_port()) as engine_url, proxy(f"{engine_url}/v1") as url:
+        body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "Hello"}]}
+        with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=30) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    break
+        assert faulty.cancelled.wait(timeout=5), "the engine kept generating for a client that left"
+        stats = httpx.get(url.removesuffix("/v1") + "/stats").json()
+        assert stats["upstreams"][0]["in_flight"] == 0
+
+
+def test_a_hanging_engine_is_a_504(proxy):
+    faulty = FaultyEngine()
+    with (
+        serve_in_thread(faulty.app, free_port()) as engine_url,
+        proxy(f"{engine_url}/v1", upstream_timeout_s=1.0) as url,
+    ):
+        with pytest.raises(openai.APIStatusError) as caught:
+            ask(sdk(url), "Hello", model="hang")
+        assert caught.value.status_code == 504
+
+
+def test_failing_retrieval_answers_without_lore_and_is_counted(proxy, engine, tiny_llama):
+    with proxy(engine) as url:
+        answer = ask(
+            sdk(url), ELENA_QUESTION, model=str(tiny_llama), extra_body={"lore": {"collection": "nope"}}
+        )
+        assert answer.choices
+        stats = httpx.get(url.removesuffix("/v1") + "/stats").json()
+        assert stats["retrieval_failures"] == 1 and stats["recent_queries"][0]["lore"] == "failed"
+        metrics = httpx.get(url.removesuffix("/v1") + "/metrics").text
+        assert "scifi_proxy_retrieval_failures_total 1.0" in metrics
+
+
+def test_bad_requests_get_openai_shaped_errors(proxy, engine):
+    with proxy(engine, max_body_bytes=10_000) as url:
+        post = lambda **kw: httpx.post(f"{url}/chat/completions", timeout=30, **kw)  # noqa: E731
+        cases = [
+            (post(content=b"{not json", headers={"content-type": "application/json"}), 400),
+            (post(json={"messages": "hello"}), 422),
+            (post(json={"messages": [{"content": "no role"}]}), 422),
+            (post(json={"messages": [{"role": "user", "content": "x"}], "stream": "yes"}), 422),
+            (post(json={"messages": [{"role": "user", "content": "x"}], "lore": {"top_k": "five"}}), 422),
+            (post(json={"messages": [{"role": "user", "content": "x" * 20_000}]}), 413),
+        ]
+        for response, status in cases:
+            assert response.status_code == status, response.text
+            assert set(response.json()["error"]) >= {"message", "type", "code"}
+
+
+def test_api_key_is_required_everywhere_but_health(proxy, engine, tiny_llama):
+    with proxy(engine, api_key="secret") as url:
+        for key in ("wrong", None):
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            response = httpx.get(f"{url}/models", headers=headers)
+            assert response.status_code == 401 and response.json()["error"]["code"] == 401
+        assert httpx.get(url.removesuffix("/v1") + "/health").status_code == 200
+        assert ask(sdk(url, api_key="secret"), "Hello", model=str(tiny_llama)).choices
+
+
+def test_requests_go_to_a_healthy_engine_when_another_is_down(proxy, engine, tiny_llama):
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with proxy(dead, engine) as url:
+        client = sdk(url)
+        results = []
+        for _ in range(3):
+            try:
+                results.append(ask(client, "Hello", model=str(tiny_llama)).choices[0].finish_reason)
+            except openai.APIStatusError as error:
+                results.append(error.status_code)
+        assert results[1:] == ["length", "length"]
+        pool = {u["url"]: u for u in httpx.get(url.removesuffix("/v1") + "/stats").json()["upstreams"]}
+        assert pool[dead]["healthy"] is False and pool[engine]["healthy"] is True
+
+
+def test_history_records_each_request_with_numbered_migrations(tmp_path, proxy, engine, tiny_llama):
+    with proxy(engine) as url:
+        for _ in range(2):
+            ask(sdk(url), ELENA_QUESTION, model=str(tiny_llama))
+    rows = History(tmp_path / "history.db").recent()
+    assert len(rows) == 2 and rows[0]["sources"][0] == "characters/elena_voss.md" and rows[0]["status"] == 200
+    version = sqlite3.connect(tmp_path / "history.db").execute("PRAGMA user_version").fetchone()[0]
+    assert version == len(MIGRATIONS)
+
+
+def test_history_can_be_switched_off(example_workspace, engine, tiny_llama, tmp_path):
+    settings = ProxySettings(upstreams=(engine,), index_dir=example_workspace.index_dir)
+    with serve_in_thread(create_app(replace(settings, history_path=None)), free_port()) as base:
+        ask(sdk(f"{base}/v1"), "Hello", model=str(tiny_llama))
+        assert httpx.get(f"{base}/stats").json()["history"] == {"enabled": False, "rows": 0}
+
+
+def test_lore_goes_after_the_clients_system_message_in_a_stable_order():
+    hits = [Hit("b#1", "B text", "b.md", "B", 2), Hit("a#1", "A text", "a.md", "A", 2)]
+    messages = [{"role": "system", "content": "You write noir."}, {"role": "user", "content": "Go"}]
+    injected = inject(messages, hits)
+    assert [m["role"] for m in injected] == ["system", "system", "user"]
+    assert injected[0] == messages[0]
+    assert injected[1]["content"].index("[a.md") < injected[1]["content"].index("[b.md")
+    assert inject(messages, list(reversed(hits))) == injected
+    assert inject(messages, []) == messages
+
+
+def test_short_follow_ups_are_searched_with_the_turn_before():
+    turns = [
+        {"role": "user", "content": "Describe the Ashgrove Lark's drive."},
+        {"role": "assistant", "content": "It has one SK-4."},
+        {"role": "user", "content": "And her sister's?"},
+    ]
+    assert lore_query(turns) == "It has one SK-4.\nAnd her sister's?"
+    long_turn = "Write the whole scene where Elena and Tomas argue in the galley about the key she carries"
+    assert lore_query([*turns, {"role": "user", "content": long_turn}]) == long_turn
+    assert json.dumps(lore_query([{"role": "system", "content": "x"}])) == '""'
