@@ -5,6 +5,8 @@ world, the tiny Llama) are built once per session.
 
 import os
 import shutil
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,8 @@ from scifi_llm.config import Workspace, init_workspace  # noqa: E402
 from scifi_llm.lore.embed import MINILM, Embedder  # noqa: E402
 from scifi_llm.lore.ingest import IngestOptions, ingest  # noqa: E402
 from scifi_llm.lore.store import LoreIndex  # noqa: E402
+from scifi_llm.serving import process  # noqa: E402
+from scifi_llm.serving.engines import ServeOptions, transformers_command  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -80,6 +84,20 @@ def tiny_llama(tmp_path_factory) -> Path:
 
     texts = [path.read_text(encoding="utf-8") for path in sorted(EXAMPLES.rglob("*.md"))]
     return build_tiny_llama(tmp_path_factory.mktemp("tiny") / "tiny-llama", texts)
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_llama):
+    """A real transformers serve process with the tiny Llama."""
+    command = transformers_command(ServeOptions(str(tiny_llama), port=free_port()))
+    server = subprocess.Popen(command.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not process.is_healthy(command.health_url) and time.monotonic() < deadline:
+        assert server.poll() is None, "transformers serve exited"
+        time.sleep(0.3)
+    yield command.base_url
+    server.terminate()
+    server.wait(timeout=30)
 
 
 @pytest.fixture

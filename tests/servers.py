@@ -11,9 +11,27 @@ import threading
 import time
 from contextlib import contextmanager
 
+import openai
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+
+ELENA_QUESTION = "What does Ledger keep hidden in her forearm?"
+
+
+def sdk(base_url: str, api_key: str = "unused") -> openai.OpenAI:
+    """The official openai SDK pointed at `base_url`, without retries."""
+    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60)
+
+
+def ask(client, content: str, **extra):
+    """One short chat completion of a single user message."""
+    return client.chat.completions.create(
+        model=extra.pop("model", "tiny"),
+        max_tokens=8,
+        messages=[{"role": "user", "content": content}],
+        **extra,
+    )
 
 
 @contextmanager

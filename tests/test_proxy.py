@@ -2,8 +2,6 @@
 
 import json
 import sqlite3
-import subprocess
-import time
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -15,27 +13,9 @@ from scifi_llm.lore.retrieve import Hit
 from scifi_llm.proxy.app import ProxySettings, create_app
 from scifi_llm.proxy.augment import inject, lore_query
 from scifi_llm.proxy.history import MIGRATIONS, History
-from scifi_llm.serving import process
-from scifi_llm.serving.engines import ServeOptions, transformers_command
-from servers import FaultyEngine, serve_in_thread
+from servers import ELENA_QUESTION, FaultyEngine, ask, sdk, serve_in_thread
 
 from conftest import free_port
-
-ELENA_QUESTION = "What does Ledger keep hidden in her forearm?"
-
-
-@pytest.fixture(scope="module")
-def engine(tiny_llama):
-    """A real transformers serve process with the tiny Llama."""
-    command = transformers_command(ServeOptions(str(tiny_llama), port=free_port()))
-    server = subprocess.Popen(command.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not process.is_healthy(command.health_url) and time.monotonic() < deadline:
-        assert server.poll() is None, "transformers serve exited"
-        time.sleep(0.3)
-    yield command.base_url
-    server.terminate()
-    server.wait(timeout=30)
 
 
 @pytest.fixture
@@ -54,19 +34,6 @@ def proxy(example_workspace, tmp_path):
             yield f"{url}/v1"
 
     return start
-
-
-def sdk(base_url: str, api_key: str = "unused") -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=60)
-
-
-def ask(client, content: str, **extra):
-    return client.chat.completions.create(
-        model=extra.pop("model", "tiny"),
-        max_tokens=8,
-        messages=[{"role": "user", "content": content}],
-        **extra,
-    )
 
 
 def test_non_streaming_answer_with_lore_sources(proxy, engine, tiny_llama):

@@ -75,11 +75,12 @@ def root(
     ctx.obj = CliState(workspace)
 
 
-from scifi_llm.cli import lore, proxy, serve, workspace  # noqa: E402  (the command modules register on `app`)
+from scifi_llm.cli import lore, monitor, proxy, serve, workspace  # noqa: E402  (they register on `app`)
 
 workspace.register(app)
 serve.register(app)
 proxy.register(app)
+monitor.register(app)
 app.add_typer(lore.app, name="lore")
 
 
