@@ -148,9 +148,8 @@ class Retriever:
         candidates = self.candidates(query, mode)
         ranked = rank(candidates, mode, self.fusion)
         results, dropped = select(ranked, k, budget_tokens)
-        similarity = self._chunks.similarity(candidates.vector)
         for hit in results:
-            hit.distance = float(1.0 - similarity[self._chunks.position[hit.chunk_id]])
+            hit.distance = float(1.0 - candidates.similarity[self._chunks.position[hit.chunk_id]])
         elapsed = (time.perf_counter() - started) * 1000
         return Retrieval(query, results, dropped, candidates.entity_names(), elapsed)
 
@@ -175,7 +174,7 @@ class Retriever:
         for mention in mentions:
             reason = f"alias:{mention.matched}" if mention.by_alias else f"name:{mention.entity.name}"
             lists.append(RankedList("entity", reason, self._nearest(similarity, None, self._scope(mention))))
-        return Candidates(mentions, vector, lists)
+        return Candidates(mentions, vector, similarity, lists)
 
     def _nearest(
         self, similarity: np.ndarray, limit: int | None, among: list[int] | None = None
@@ -245,6 +244,7 @@ class Candidates:
 
     mentions: list[Mention]
     vector: np.ndarray
+    similarity: np.ndarray
     lists: list[RankedList]
 
     def entity_names(self) -> list[str]:

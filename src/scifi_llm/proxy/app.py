@@ -107,15 +107,7 @@ def create_app(settings: ProxySettings) -> FastAPI:
     app = FastAPI(title="scifi-llm lore proxy", lifespan=lifespan)
     app.state.proxy = state
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        authorized = request.headers.get("authorization", "") == f"Bearer {settings.api_key}"
-        if settings.api_key and request.url.path != "/health" and not authorized:
-            return _error(401, "missing or wrong API key (send Authorization: Bearer KEY)", "invalid_api_key")
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return _error(413, f"request body over {settings.max_body_bytes} bytes", "request_too_large")
-        return await call_next(request)
+    app.add_middleware(_Guard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
@@ -142,6 +134,26 @@ def create_app(settings: ProxySettings) -> FastAPI:
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+class _Guard:
+    """API key and body-size checks as a plain ASGI middleware (no per-request buffering or task hops)."""
+
+    def __init__(self, app, api_key: str | None, max_body_bytes: int) -> None:
+        self.app, self.api_key, self.max_body_bytes = app, api_key, max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            authorized = headers.get(b"authorization", b"").decode() == f"Bearer {self.api_key}"
+            length = headers.get(b"content-length", b"")
+            if self.api_key and scope["path"] != "/health" and not authorized:
+                message = "missing or wrong API key (send Authorization: Bearer KEY)"
+                return await _error(401, message, "invalid_api_key")(scope, receive, send)
+            if length.isdigit() and int(length) > self.max_body_bytes:
+                message = f"request body over {self.max_body_bytes} bytes"
+                return await _error(413, message, "request_too_large")(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class _ProxyState:
