@@ -7,6 +7,7 @@ Then a load run: 1,000 streamed requests at concurrency 32 through the proxy (lo
 truncated streams and history rows.
 
     python perf/proxy_bench.py                # about 2 minutes
+    python perf/proxy_bench.py --large        # lore from a 10,000-chunk world (about 8 minutes)
     python perf/proxy_bench.py --serve-engine PORT   # (internal) run the synthetic engine
 
 Writes perf/results/proxy_bench.json and a line in perf/RESULTS.md.
@@ -158,6 +159,7 @@ def main() -> None:
     )
     parser.add_argument("--serve-engine", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load-requests", type=int, default=1000)
+    parser.add_argument("--large", action="store_true", help="lore from a 10,000-chunk world (+6 minutes)")
     args = parser.parse_args()
     if args.serve_engine:
         return serve_engine(args.serve_engine)
@@ -173,7 +175,29 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "scifi_llm", *arguments], check=True, capture_output=True)
 
         run("init", str(workspace), "--example")
+        if args.large:
+            sys.path.insert(0, str(ROOT / "perf"))
+            from lore_bench import build_large_corpus
+
+            build_large_corpus(workspace / "lore" / "more", 40)
         run("--workspace", str(workspace), "lore", "ingest", "--embedding-model", "minilm")
+        results["lore_chunks"] = json.loads(
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "scifi_llm",
+                    "--workspace",
+                    str(workspace),
+                    "lore",
+                    "status",
+                    "--json",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )["collections"][0]["chunks"]
         engine_port, proxy_port = free_port(), free_port()
         engine = subprocess.Popen([sys.executable, __file__, "--serve-engine", str(engine_port)])
         engine_url = f"http://127.0.0.1:{engine_port}/v1"
@@ -231,7 +255,9 @@ def append_summary(results: dict) -> None:
         f"load {load['requests']} req @32: {load['errors']} errors, {load['truncated']} truncated, "
         f"{load['history_rows_added']} history rows"
     )
-    line = f"| {results['date'][:10]} | `python perf/proxy_bench.py` | {'; '.join(parts)} |"
+    command = "python perf/proxy_bench.py" + (" --large" if results["lore_chunks"] > 1000 else "")
+    parts.insert(0, f"{results['lore_chunks']} lore chunks")
+    line = f"| {results['date'][:10]} | `{command}` | {'; '.join(parts)} |"
     lines = RESULTS_MD.read_text(encoding="utf-8").splitlines()
     header = lines.index("| date | command | proxy adds (p50/p99 over direct) |")
     end = header + 2

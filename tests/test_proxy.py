@@ -208,3 +208,10 @@ def test_short_follow_ups_are_searched_with_the_turn_before():
     long_turn = "Write the whole scene where Elena and Tomas argue in the galley about the key she carries"
     assert lore_query([*turns, {"role": "user", "content": long_turn}]) == long_turn
     assert json.dumps(lore_query([{"role": "system", "content": "x"}])) == '""'
+
+
+def test_a_request_without_model_gets_the_engines_model(proxy, engine, tiny_llama):
+    with proxy(engine) as url:
+        body = {"max_tokens": 4, "messages": [{"role": "user", "content": "Hello"}]}
+        response = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
+        assert response.status_code == 200 and response.json()["model"] == str(tiny_llama)

@@ -98,15 +98,15 @@ class _Chunks:
     position: dict[str, int]
     by_source: dict[str, list[int]]
 
-    def similarity(self, vector: np.ndarray) -> np.ndarray:
-        """Cosine similarity of every chunk to a unit query vector.
+    def similarity(self, vectors: np.ndarray) -> np.ndarray:
+        """Cosine similarity of every chunk to each unit query vector: one row per query, one product.
 
         Computed by torch rather than numpy: numpy's BLAS threads would keep spinning after the product
         and slow the next query embedding down three-fold on a small CPU.
         """
         import torch
 
-        return (self.vectors @ torch.from_numpy(vector)).numpy()
+        return (torch.from_numpy(np.ascontiguousarray(vectors)) @ self.vectors.T).numpy()
 
 
 def _load_chunks(collection: Collection) -> tuple[_Chunks, dict[str, NoteFacts]]:
@@ -160,21 +160,20 @@ class Retriever:
         search_text = expand_query(query, mentions)
         clauses = split_clauses(query) if mode == "hybrid" else []
         clause_texts = [expand_query(clause, self.registry.find(clause)) for clause in clauses]
-        vector, *clause_vectors = self.embedder.embed_queries([search_text, *clause_texts])
-        similarity = self._chunks.similarity(vector)
+        vectors = self.embedder.embed_queries([search_text, *clause_texts])
+        similarity, *clause_similarities = self._chunks.similarity(vectors)
         pool = self.fusion.pool
         lists: list[RankedList] = []
         if mode in ("hybrid", "dense"):
             lists.append(RankedList("dense", "dense", self._nearest(similarity, pool)))
         if mode in ("hybrid", "keyword"):
             lists.append(RankedList("keyword", "keyword", self._keyword(search_text, pool)))
-        for clause_vector in clause_vectors:
-            clause_similarity = self._chunks.similarity(clause_vector)
+        for clause_similarity in clause_similarities:
             lists.append(RankedList("clause", "dense", self._nearest(clause_similarity, pool)))
         for mention in mentions:
             reason = f"alias:{mention.matched}" if mention.by_alias else f"name:{mention.entity.name}"
             lists.append(RankedList("entity", reason, self._nearest(similarity, None, self._scope(mention))))
-        return Candidates(mentions, vector, similarity, lists)
+        return Candidates(mentions, vectors[0], similarity, lists)
 
     def _nearest(
         self, similarity: np.ndarray, limit: int | None, among: list[int] | None = None

@@ -178,7 +178,8 @@ class _ProxyState:
         query = lore_query(body["messages"])
         hits, record = await self._retrieve(query, options)
         body["messages"] = inject(body["messages"], hits)
-        body.setdefault("model", await self._model())
+        if "model" not in body:
+            body["model"] = await self._model()
         record.added_ms = round((time.perf_counter() - started) * 1000, 2)
         headers = {"x-lore-sources": ",".join(quote(source, safe="/ ") for source in record.sources)}
         upstream = self.pool.pick()
@@ -297,11 +298,13 @@ class _ProxyState:
             )
 
     async def _model(self) -> str:
-        """The engine's first model, for requests that name none."""
+        """The engine's first model, for requests that name none (remembered once the engine answers)."""
         if self._default_model is None:
             response = await self.passthrough_get("/models")
-            data = json.loads(response.body) if response.status_code == 200 else {}
-            self._default_model = next((model["id"] for model in data.get("data", [])), "default")
+            if response.status_code != 200:
+                return "default"
+            models = json.loads(response.body).get("data") or [{"id": "default"}]
+            self._default_model = models[0]["id"]
         return self._default_model
 
     async def passthrough_get(self, path: str) -> Response:
