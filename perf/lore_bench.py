@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from record import add_table_row
 from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.lore.embed import MINILM, Embedder
 from scifi_llm.lore.entities import EntityRegistry, note_facts
@@ -38,7 +39,6 @@ EXAMPLE_QUESTIONS = ROOT / "examples" / "lore_questions.jsonl"
 HELDOUT_LORE = ROOT / "perf" / "heldout" / "lore"
 HELDOUT_QUESTIONS = ROOT / "perf" / "heldout" / "questions.jsonl"
 RESULTS_JSON = ROOT / "perf" / "results" / "lore_bench.json"
-RESULTS_MD = ROOT / "perf" / "RESULTS.md"
 
 
 class TimedEmbedder:
@@ -222,12 +222,7 @@ def append_summary(results: dict) -> None:
             f"{q['dense']['mrr']:.3f}/{q['keyword']['mrr']:.3f}"
         )
     line = f"| {results['date'][:10]} | `python perf/lore_bench.py` | {'; '.join(parts)} |"
-    lines = RESULTS_MD.read_text(encoding="utf-8").splitlines()
-    header = lines.index("| date | command | result |")
-    end = header + 2
-    while end < len(lines) and lines[end].startswith("| "):
-        end += 1
-    atomic_write_text(RESULTS_MD, "\n".join([*lines[:end], line, *lines[end:]]) + "\n")
+    add_table_row("| date | command | result |", line)
 
 
 if __name__ == "__main__":

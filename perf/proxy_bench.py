@@ -28,9 +28,11 @@ from pathlib import Path
 
 import httpx
 
+from record import add_table_row
+from scifi_llm.fsutil import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "perf" / "results" / "proxy_bench.json"
-RESULTS_MD = ROOT / "perf" / "RESULTS.md"
 CHUNKS, CHUNK_PACE_S = 100, 0.002
 PROMPT = "Write the bar scene where Ledger's arm locks up in the cold."
 
@@ -232,7 +234,7 @@ def main() -> None:
                 child.terminate()
                 child.wait(timeout=30)
     RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_JSON.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    atomic_write_text(RESULTS_JSON, json.dumps(results, indent=1) + "\n")
     append_summary(results)
 
 
@@ -258,12 +260,7 @@ def append_summary(results: dict) -> None:
     command = "python perf/proxy_bench.py" + (" --large" if results["lore_chunks"] > 1000 else "")
     parts.insert(0, f"{results['lore_chunks']} lore chunks")
     line = f"| {results['date'][:10]} | `{command}` | {'; '.join(parts)} |"
-    lines = RESULTS_MD.read_text(encoding="utf-8").splitlines()
-    header = lines.index("| date | command | proxy adds (p50/p99 over direct) |")
-    end = header + 2
-    while end < len(lines) and lines[end].startswith("| "):
-        end += 1
-    RESULTS_MD.write_text("\n".join([*lines[:end], line, *lines[end:]]) + "\n", encoding="utf-8")
+    add_table_row("| date | command | proxy adds (p50/p99 over direct) |", line)
 
 
 if __name__ == "__main__":

@@ -215,3 +215,14 @@ def test_a_request_without_model_gets_the_engines_model(proxy, engine, tiny_llam
         body = {"max_tokens": 4, "messages": [{"role": "user", "content": "Hello"}]}
         response = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
         assert response.status_code == 200 and response.json()["model"] == str(tiny_llama)
+
+
+def test_history_keeps_only_the_newest_rows(tmp_path):
+    history = History(tmp_path / "history.db", limit=5)
+    for number in range(1000):
+        history.add(f"query {number}", [], None, None, 200, "disabled")
+    assert history.count() == 5
+    assert [row["query"] for row in history.recent(2)] == ["query 999", "query 998"]
+    history.close()
+    reopened = History(tmp_path / "history.db")
+    assert reopened.count() == 5  # reopening runs no migration twice and keeps the rows
