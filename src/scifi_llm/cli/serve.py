@@ -2,6 +2,7 @@
 
 import shlex
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,7 @@ from rich.markup import escape
 from scifi_llm.cli.output import console, err_console, print_json
 from scifi_llm.errors import UserError
 from scifi_llm.serving import process
-from scifi_llm.serving.engines import Engine, ServeOptions, build_command, read_lora
+from scifi_llm.serving.engines import Engine, EngineCommand, ServeOptions, build_command, read_lora
 from scifi_llm.serving.gpu import detect_gpus
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
@@ -97,7 +98,7 @@ def serve(
         _stay_attached(workspace.state_dir, record)
 
 
-def _show_command(command, json_output: bool) -> None:
+def _show_command(command: EngineCommand, json_output: bool) -> None:
     if json_output:
         print_json(
             {
@@ -115,7 +116,7 @@ def _show_command(command, json_output: bool) -> None:
     console.print(escape(f"{env} {shlex.join(command.argv)}".strip()), soft_wrap=True)
 
 
-def _stay_attached(state_dir, record) -> None:
+def _stay_attached(state_dir: Path, record: process.ServerRecord) -> None:
     """Wait while the server runs; Ctrl-C stops it."""
     try:
         while process.is_ours(record):

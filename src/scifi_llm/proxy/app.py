@@ -232,7 +232,16 @@ class _ProxyState:
         record.lore = "used" if hits else "none found"
         return hits, record
 
-    async def _whole(self, response, upstream, record, hits, headers, sent) -> Response:
+    async def _whole(
+        self,
+        response: httpx.Response,
+        upstream: Upstream,
+        record: RequestRecord,
+        hits: list[Hit],
+        headers: dict[str, str],
+        sent: float,
+    ) -> Response:
+        """Relay a whole (non-streamed) answer, or the engine's error in OpenAI's shape."""
         try:
             content = await response.aread()
         finally:
@@ -248,7 +257,14 @@ class _ProxyState:
         self._finish(record, 200, hits)
         return Response(content, media_type="application/json", headers=headers)
 
-    async def _relay(self, response, upstream: Upstream, record: RequestRecord, hits: list[Hit], sent: float):
+    async def _relay(
+        self,
+        response: httpx.Response,
+        upstream: Upstream,
+        record: RequestRecord,
+        hits: list[Hit],
+        sent: float,
+    ):
         """Pass the engine's stream on chunk by chunk, ending it with `data: [DONE]` as OpenAI does (some
         engines leave it out); a stream that breaks off ends with an error event instead."""
         status = 200
@@ -275,7 +291,10 @@ class _ProxyState:
             upstream.in_flight -= 1
             self._finish(record, status, hits)
 
-    def _upstream_failed(self, upstream: Upstream, exc: httpx.HTTPError, record, hits) -> Response:
+    def _upstream_failed(
+        self, upstream: Upstream, exc: httpx.HTTPError, record: RequestRecord, hits: list[Hit]
+    ) -> Response:
+        """The engine could not be reached or timed out: set it aside and answer 502 or 504."""
         self.pool.failed(upstream)
         timed_out = isinstance(exc, httpx.TimeoutException)
         status = 504 if timed_out else 502
@@ -285,6 +304,7 @@ class _ProxyState:
         return _error(status, f"upstream {upstream.url} {what}", "upstream_error")
 
     def _finish(self, record: RequestRecord, status: int, hits: list[Hit]) -> None:
+        """Count the request and write its history row."""
         record.status = status
         self.metrics.observe(record, sum(count_tokens(hit.text) for hit in hits))
         if self.history:
