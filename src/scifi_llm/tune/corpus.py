@@ -1,0 +1,143 @@
+"""Reading the writer's prose folder as it is, and cleaning it down to the prose itself.
+
+Files: `.txt`, `.md` and `.docx`, recursively. Text is decoded as UTF-8 (byte-order mark stripped), else
+cp1252/Latin-1, said per file. Skipped with a reason: empty files, binaries (whatever their name),
+unreadable `.docx`, other extensions. A file whose bytes repeat an earlier one is read once.
+
+Cleaning removes what is not prose: YAML front matter, HTML comments, inline `[[...]]` notes, and lines
+that are the author's notes (TODO, FIXME, NOTE TO SELF, plus patterns from settings). Headings and scene
+breaks (`***`, `* * *`, `---`) become boundaries between scenes and never reach the training text. The
+prose itself is kept as written; only whitespace is normalised (wrapped lines joined, runs of spaces
+collapsed).
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scifi_llm.lore.markdown import parse_front_matter
+from scifi_llm.textio import NotText, read_text
+
+WRITING_EXTENSIONS = (".txt", ".md", ".markdown", ".docx")
+DEFAULT_NOTE_PATTERNS = (r"^\s*(?:TODO|FIXME|XXX|NOTE TO SELF)\b",)
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_INLINE_NOTE = re.compile(r"\[\[.*?\]\]", re.DOTALL)
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
+_SCENE_BREAK = re.compile(r"^\s*(?:\*\s*\*\s*\*[\s*]*|-{3,}|_{3,}|#)\s*$")
+
+
+@dataclass
+class Manuscript:
+    """One file's prose: scenes, each a list of paragraphs."""
+
+    source: str
+    scenes: list[list[str]]
+
+
+@dataclass
+class ReadReport:
+    """What reading the folder found, and everything it set aside with the reason."""
+
+    files_read: int = 0
+    decoded_with_fallback: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    note_lines_removed: int = 0
+
+
+def read_writing(
+    folder: Path, note_patterns: tuple[str, ...] = DEFAULT_NOTE_PATTERNS
+) -> tuple[list[Manuscript], ReadReport]:
+    """Every prose file under `folder`, cleaned, in path order."""
+    notes = re.compile("|".join(f"(?:{pattern})" for pattern in note_patterns), re.IGNORECASE | re.MULTILINE)
+    report = ReadReport()
+    manuscripts: list[Manuscript] = []
+    seen: dict[str, str] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        source = path.relative_to(folder).as_posix()
+        text = _read(path, source, seen, report)
+        if text is None:
+            continue
+        scenes = clean(text, notes, report)
+        if not any(scenes):
+            report.skipped.append((source, "no prose left after removing notes"))
+            continue
+        report.files_read += 1
+        manuscripts.append(Manuscript(source, scenes))
+    return manuscripts, report
+
+
+def _read(path: Path, source: str, seen: dict[str, str], report: ReadReport) -> str | None:
+    """The file's text, or None with the reason recorded."""
+    if path.suffix.lower() not in WRITING_EXTENSIONS:
+        report.skipped.append((source, f"unsupported extension {path.suffix or '(none)'}"))
+        return None
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest in seen:
+        report.duplicates.append((source, seen[digest]))
+        return None
+    seen[digest] = source
+    if path.suffix.lower() == ".docx":
+        return _read_docx(path, source, report)
+    try:
+        decoded = read_text(path)
+    except NotText:
+        report.skipped.append((source, "binary file, not text"))
+        return None
+    if decoded.used_fallback:
+        report.decoded_with_fallback.append((source, decoded.encoding))
+    if not decoded.text.strip():
+        report.skipped.append((source, "empty file"))
+        return None
+    return decoded.text
+
+
+def _read_docx(path: Path, source: str, report: ReadReport) -> str | None:
+    """A .docx as Markdown-ish text: headings become `#` lines, paragraphs are separated by blank lines."""
+    from docx import Document
+
+    try:
+        document = Document(str(path))
+    except Exception as exc:  # python-docx raises several types for a damaged or fake file
+        report.skipped.append((source, f"unreadable .docx ({type(exc).__name__}: {exc})"[:200]))
+        return None
+    lines = []
+    for paragraph in document.paragraphs:
+        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        prefix = "# " if style.lower().startswith(("heading", "title")) else ""
+        lines.append(prefix + paragraph.text)
+    text = "\n\n".join(lines)
+    if not text.strip():
+        report.skipped.append((source, "empty file"))
+        return None
+    return text
+
+
+def clean(text: str, notes: re.Pattern, report: ReadReport) -> list[list[str]]:
+    """Prose scenes (lists of paragraphs) with front matter, comments, inline notes and note lines removed."""
+    _, _, body = parse_front_matter(text)
+    body = _INLINE_NOTE.sub("", _HTML_COMMENT.sub("", body))
+    scenes: list[list[str]] = [[]]
+    paragraph: list[str] = []
+
+    def end_paragraph() -> None:
+        if paragraph:
+            scenes[-1].append(re.sub(r"[ \t]+", " ", " ".join(paragraph)).strip())
+            paragraph.clear()
+
+    for line in body.split("\n"):
+        if notes.search(line):
+            report.note_lines_removed += 1
+            continue
+        if _HEADING.match(line) or _SCENE_BREAK.match(line):
+            end_paragraph()
+            if scenes[-1]:
+                scenes.append([])
+        elif not line.strip():
+            end_paragraph()
+        else:
+            paragraph.append(line.strip())
+    end_paragraph()
+    return [scene for scene in scenes if scene]
