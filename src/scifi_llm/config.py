@@ -77,6 +77,16 @@ class WritingSettings(_Section):
     folder: str = "writing"
 
 
+class TuneSettings(_Section):
+    """How `tune prepare` turns the writing into training examples."""
+
+    min_tokens: int = Field(500, ge=1)
+    max_tokens: int = Field(2000, ge=1)
+    sequence_len: int = Field(2048, ge=64)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    note_patterns: list[str] = []
+
+
 class Settings(BaseSettings):
     """All settings of a workspace; environment variables win over the file."""
 
@@ -87,6 +97,7 @@ class Settings(BaseSettings):
     proxy: ProxySection = ProxySection()
     lore: LoreSettings = LoreSettings()
     writing: WritingSettings = WritingSettings()
+    tune: TuneSettings = TuneSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -226,6 +237,18 @@ mode = "hybrid"
 [writing]
 # Folder of your own finished prose, used for fine-tuning.
 folder = "writing"
+
+[tune]
+# Each training example holds this many tokens of your prose, at least...
+min_tokens = 500
+# ...and at most (lowered automatically when the sequence length needs it).
+max_tokens = 2000
+# Longest training sequence: system + request + passage through the chat template.
+sequence_len = 2048
+# Share of scenes kept aside for validation.
+val_fraction = 0.1
+# Extra regular expressions for lines that are your notes, not prose (TODO, FIXME, NOTE TO SELF always are).
+note_patterns = []
 """
 
 WORKSPACE_FOLDERS = ("lore", "writing", "configs")

@@ -75,13 +75,14 @@ def root(
     ctx.obj = CliState(workspace)
 
 
-from scifi_llm.cli import lore, monitor, proxy, serve, workspace  # noqa: E402  (they register on `app`)
+from scifi_llm.cli import lore, monitor, proxy, serve, tune, workspace  # noqa: E402  (they register on `app`)
 
 workspace.register(app)
 serve.register(app)
 proxy.register(app)
 monitor.register(app)
 app.add_typer(lore.app, name="lore")
+app.add_typer(tune.app, name="tune")
 
 
 def main() -> None:

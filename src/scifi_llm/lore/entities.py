@@ -173,7 +173,7 @@ def note_facts(document: Document) -> NoteFacts:
             facts.headings.append(list(section.path))
         for block in section.blocks:
             for sentence in block.sentences:
-                _count_case(sentence, case)
+                count_word_case(sentence, case)
                 facts.prose_aliases.extend((alias, list(section.path)) for alias in stated_aliases(sentence))
     facts.word_case = {
         word: [counts["mid"], counts["initial"], counts["lower"]] for word, counts in case.items()
@@ -226,8 +226,7 @@ class EntityRegistry:
 
     def is_proper(self, word: str) -> bool:
         """True when the lore writes `word` as a name: capitalised mid-sentence, rarely if ever lowercase."""
-        mid, initial, lower = self.word_case.get(_strip_possessive(word).lower(), (0, 0, 0))
-        return (mid >= 1 and mid >= lower) or (initial >= 1 and lower == 0)
+        return is_proper_word(word, self.word_case)
 
     def _build(self, notes: dict[str, NoteFacts]) -> list[Entity]:
         draft: dict[tuple[str, tuple[str, ...]], tuple[str, list[str]]] = {}
@@ -288,7 +287,17 @@ def _front_matter_list(front_matter: dict, key: str) -> list[str]:
     return [str(value).strip() for value in values if str(value).strip()]
 
 
-def _count_case(sentence: str, case: dict[str, Counter]) -> None:
+def is_proper_word(word: str, word_case: dict) -> bool:
+    """True when a text writes `word` as a name: capitalised mid-sentence, rarely if ever lowercase.
+
+    `word_case` maps lower-cased words to (mid-sentence capitalised, sentence-initial, lowercase) counts.
+    """
+    mid, initial, lower = word_case.get(_strip_possessive(word).lower(), (0, 0, 0))
+    return (mid >= 1 and mid >= lower) or (initial >= 1 and lower == 0)
+
+
+def count_word_case(sentence: str, case: dict[str, Counter]) -> None:
+    """Add one sentence's words to `case`: lower-cased word -> Counter of mid, initial and lower uses."""
     for position, word in enumerate(_WORD.findall(sentence)):
         word = _strip_possessive(word)
         kind = "lower" if word[0].islower() else ("initial" if position == 0 else "mid")

@@ -1,0 +1,203 @@
+"""`tune prepare`: the writer's prose folder -> training.jsonl, validation.jsonl, style and report.
+
+Each example is `{"messages": [system, user, assistant]}`: the system prompt describes the author's
+style, the user turn is a writing request, and the assistant turn is a passage of their own prose.
+The split is by scene group and by hash, so it is deterministic and stable: adding a file never moves
+existing passages between training and validation, and one scene never lands on both sides.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from scifi_llm.errors import UserError
+from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.tune.chunk import ChunkReport, Passage, TokenCounter, pack
+from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS, ReadReport, read_writing
+from scifi_llm.tune.prompts import HeuristicPrompts
+from scifi_llm.tune.style import profile
+
+# Room kept for the system prompt, a writing request and the chat template around them.
+_LONGEST_REQUEST_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """What `tune prepare` was asked for."""
+
+    input_dir: Path
+    output_dir: Path
+    tokenizer: str
+    min_tokens: int = 500
+    max_tokens: int = 2000
+    sequence_len: int = 2048
+    val_fraction: float = 0.1
+    keep_short: bool = False
+    note_patterns: tuple[str, ...] = DEFAULT_NOTE_PATTERNS
+
+
+@dataclass
+class PrepareReport:
+    """Everything `prepare` did, for people and for prepare_report.json."""
+
+    files_read: int = 0
+    decoded_with_fallback: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)
+    note_lines_removed: int = 0
+    dropped: list = field(default_factory=list)
+    train_examples: int = 0
+    validation_examples: int = 0
+    token_histogram: dict[str, int] = field(default_factory=dict)
+    max_tokens_used: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def load_tokenizer(name: str):
+    """The base model's tokenizer from a local folder or the local cache; a clear error when missing."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"tokenizer {name} is not available here ({type(exc).__name__}); pass --tokenizer with a local "
+            "model folder, or download the model first"
+        ) from exc
+
+
+def prepare(options: PrepareOptions) -> PrepareReport:
+    """Read, clean, chunk, prompt, split and write; re-running on the same input gives identical files."""
+    if not options.input_dir.is_dir():
+        raise UserError(f"writing folder {options.input_dir} does not exist")
+    tokenizer = load_tokenizer(options.tokenizer)
+    manuscripts, read_report = read_writing(options.input_dir, options.note_patterns)
+    if not manuscripts:
+        raise UserError(f"no usable prose in {options.input_dir} (see skipped files with --json)")
+    report = _from_read(read_report)
+    paragraphs = [p for manuscript in manuscripts for scene in manuscript.scenes for p in scene]
+    style = profile(paragraphs)
+    max_tokens = _fit_to_sequence(options, tokenizer, style.system_prompt(), report)
+    counter, chunk_report, prompts = TokenCounter(tokenizer), ChunkReport(), HeuristicPrompts(paragraphs)
+    train, validation = [], []
+    for manuscript in manuscripts:
+        passages = pack(
+            manuscript, counter, options.min_tokens if not options.keep_short else 1, max_tokens, chunk_report
+        )
+        for group in _scene_groups(passages):
+            side = validation if _in_validation(manuscript.source, group, options.val_fraction) else train
+            side.extend(_example(style.system_prompt(), prompts.request(p.text), p.text) for p in group)
+            report.token_histogram = _histogram(report.token_histogram, [p.tokens for p in group])
+    report.dropped = [
+        {"file": s, "reason": "sentence longer than --max-tokens", "text": t}
+        for s, t in chunk_report.too_long_sentences
+    ]
+    report.dropped += [
+        {"file": s, "reason": f"passage of {n} tokens is under --min-tokens"}
+        for s, n in chunk_report.short_passages
+    ]
+    report.train_examples, report.validation_examples, report.max_tokens_used = (
+        len(train),
+        len(validation),
+        max_tokens,
+    )
+    _check_rendered(tokenizer, [*train, *validation], options.sequence_len, report)
+    _write(options.output_dir, train, validation, style.to_dict(), report)
+    return report
+
+
+def _from_read(read: ReadReport) -> PrepareReport:
+    return PrepareReport(
+        files_read=read.files_read,
+        decoded_with_fallback=[{"file": f, "encoding": e} for f, e in read.decoded_with_fallback],
+        skipped=[{"file": f, "reason": r} for f, r in read.skipped],
+        duplicates=[{"file": f, "same_as": s} for f, s in read.duplicates],
+        note_lines_removed=read.note_lines_removed,
+    )
+
+
+def _fit_to_sequence(options: PrepareOptions, tokenizer, system_prompt: str, report: PrepareReport) -> int:
+    """The assistant bound that keeps every rendered example within --sequence-len."""
+    frame = tokenizer.apply_chat_template(
+        [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": ""},
+            {"role": "assistant", "content": ""},
+        ],
+        tokenize=True,
+    )
+    frame_tokens = len(frame["input_ids"] if isinstance(frame, dict) else frame)
+    room = options.sequence_len - frame_tokens - _LONGEST_REQUEST_TOKENS
+    if room < options.min_tokens:
+        raise UserError(
+            f"--sequence-len {options.sequence_len} leaves {room} tokens for prose, under "
+            f"--min-tokens {options.min_tokens}: raise --sequence-len or lower --min-tokens"
+        )
+    if options.max_tokens > room:
+        report.warnings.append(
+            f"--max-tokens {options.max_tokens} lowered to {room} so examples fit "
+            f"--sequence-len {options.sequence_len}"
+        )
+        return room
+    return options.max_tokens
+
+
+def _scene_groups(passages: list[Passage]) -> list[list[Passage]]:
+    """Consecutive passages that share a scene, so a scene never straddles the split."""
+    groups: list[list[Passage]] = []
+    for passage in passages:
+        if groups and set(passage.scenes) & set(groups[-1][-1].scenes):
+            groups[-1].append(passage)
+        else:
+            groups.append([passage])
+    return groups
+
+
+def _in_validation(source: str, group: list[Passage], fraction: float) -> bool:
+    """A stable coin: the hash of the file name and the group's first words."""
+    key = f"{source}\0{group[0].units[0].text[:200]}".encode()
+    return int(hashlib.sha256(key).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+
+
+def _example(system: str, request: str, passage: str) -> dict:
+    return {
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": request},
+            {"role": "assistant", "content": passage},
+        ]
+    }
+
+
+def _histogram(histogram: dict[str, int], counts: list[int]) -> dict[str, int]:
+    for tokens in counts:
+        low = tokens // 250 * 250
+        key = f"{low}-{low + 249}"
+        histogram[key] = histogram.get(key, 0) + 1
+    return dict(sorted(histogram.items(), key=lambda item: int(item[0].split("-")[0])))
+
+
+def _check_rendered(tokenizer, examples: list[dict], sequence_len: int, report: PrepareReport) -> None:
+    """Every example through the chat template must fit the sequence length (a trainer would truncate it)."""
+    for index, example in enumerate(examples):
+        rendered = tokenizer.apply_chat_template(example["messages"], tokenize=True)
+        length = len(rendered["input_ids"] if isinstance(rendered, dict) else rendered)
+        if length > sequence_len:
+            raise AssertionError(f"example {index} renders to {length} tokens, over {sequence_len}")
+
+
+def _write(
+    output: Path, train: list[dict], validation: list[dict], style: dict, report: PrepareReport
+) -> None:
+    lines = lambda examples: "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples)  # noqa: E731
+    atomic_write_text(output / "training.jsonl", lines(train))
+    atomic_write_text(output / "validation.jsonl", lines(validation))
+    atomic_write_text(output / "style_profile.json", json.dumps(style, indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(
+        output / "prepare_report.json", json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n"
+    )

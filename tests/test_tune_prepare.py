@@ -1,0 +1,131 @@
+"""`tune prepare` end to end with the tiny Llama's tokenizer: nothing lost, bounds kept, stable output."""
+
+import json
+import shutil
+
+import pytest
+from transformers import AutoTokenizer
+
+from scifi_llm.errors import UserError
+from scifi_llm.lore.markdown import split_sentences
+from scifi_llm.tune.corpus import read_writing
+from scifi_llm.tune.prepare import PrepareOptions, prepare
+
+from conftest import EXAMPLES, write
+
+
+def options(tmp_path, tiny_llama, **changes) -> PrepareOptions:
+    values = dict(
+        input_dir=tmp_path / "writing",
+        output_dir=tmp_path / "out",
+        tokenizer=str(tiny_llama),
+        min_tokens=150,
+        max_tokens=500,
+        sequence_len=1024,
+    )
+    return PrepareOptions(**{**values, **changes})
+
+
+def examples(folder):
+    return [
+        json.loads(line)
+        for name in ("training.jsonl", "validation.jsonl")
+        for line in (folder / name).read_text().splitlines()
+    ]
+
+
+@pytest.fixture
+def writing(tmp_path):
+    shutil.copytree(EXAMPLES / "writing", tmp_path / "writing")
+    write(
+        tmp_path / "writing" / "notes.md",
+        "TODO: outline act two\n[[ask Sam]] Elena slept badly. <!-- x -->\n",
+    )
+    return tmp_path / "writing"
+
+
+def test_every_sentence_lands_in_exactly_one_example_and_no_note_anywhere(tmp_path, tiny_llama, writing):
+    report = prepare(options(tmp_path, tiny_llama, keep_short=True))
+    assistant = [e["messages"][2]["content"] for e in examples(tmp_path / "out")]
+    sentences = [s for text in assistant for piece in text.split("\n\n") for s in split_sentences(piece)]
+    manuscripts, _ = read_writing(writing)
+    expected = [s for m in manuscripts for scene in m.scenes for p in scene for s in split_sentences(p)]
+    assert sorted(sentences) == sorted(expected)
+    everything = (tmp_path / "out" / "training.jsonl").read_text() + (
+        tmp_path / "out" / "validation.jsonl"
+    ).read_text()
+    for note in ("TODO", "ask Sam", "<!--", "* * *"):
+        assert note not in everything
+    assert report.note_lines_removed == 1 and report.train_examples + report.validation_examples == len(
+        assistant
+    )
+
+
+def test_examples_are_chat_messages_within_bounds_and_the_sequence_length(tmp_path, tiny_llama, writing):
+    prepare(options(tmp_path, tiny_llama))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    for example in examples(tmp_path / "out"):
+        assert [m["role"] for m in example["messages"]] == ["system", "user", "assistant"]
+        prose = len(tokenizer(example["messages"][2]["content"], add_special_tokens=False)["input_ids"])
+        assert 150 <= prose <= 500
+        rendered = tokenizer.apply_chat_template(example["messages"], tokenize=True)
+        assert len(rendered["input_ids"] if isinstance(rendered, dict) else rendered) <= 1024
+    style = json.loads((tmp_path / "out" / "style_profile.json").read_text())
+    assert style["point_of_view"] == "third-person" and style["tense"] == "past"
+    assert examples(tmp_path / "out")[0]["messages"][0]["content"] == style["system_prompt"]
+
+
+def test_a_tight_sequence_length_lowers_the_passage_bound(tmp_path, tiny_llama, writing):
+    report = prepare(options(tmp_path, tiny_llama, max_tokens=2000, sequence_len=700))
+    assert report.max_tokens_used < 700 and "lowered" in report.warnings[0]
+    with pytest.raises(UserError, match="raise --sequence-len"):
+        prepare(options(tmp_path, tiny_llama, sequence_len=200))
+
+
+def test_two_runs_are_byte_identical_and_adding_a_file_moves_nothing(tmp_path, tiny_llama, writing):
+    prepare(options(tmp_path, tiny_llama, val_fraction=0.3))
+    first = {name: (tmp_path / "out" / name).read_bytes() for name in ("training.jsonl", "validation.jsonl")}
+    prepare(options(tmp_path, tiny_llama, val_fraction=0.3))
+    assert first == {name: (tmp_path / "out" / name).read_bytes() for name in first}
+    before = {
+        side: {json.loads(line)["messages"][2]["content"] for line in text.decode().splitlines()}
+        for side, text in first.items()
+    }
+    write(
+        writing / "zz_new.md",
+        " ".join(f"Hollis counted crate {n} twice, as he always did." for n in range(80)),
+    )
+    prepare(options(tmp_path, tiny_llama, val_fraction=0.3))
+    after = {
+        side: {
+            json.loads(line)["messages"][2]["content"]
+            for line in (tmp_path / "out" / side).read_text().splitlines()
+        }
+        for side in first
+    }
+    assert before["training.jsonl"] <= after["training.jsonl"]
+    assert before["validation.jsonl"] <= after["validation.jsonl"]
+
+
+def test_cli_reports_as_json(cli, workspace, tiny_llama):
+    shutil.copytree(EXAMPLES / "writing", workspace.writing_dir, dirs_exist_ok=True)
+    result = cli(
+        "tune",
+        "prepare",
+        "--tokenizer",
+        str(tiny_llama),
+        "--min-tokens",
+        "150",
+        "--max-tokens",
+        "500",
+        "--sequence-len",
+        "1024",
+        "--json",
+        workspace=workspace,
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["files_read"] == 3 and report["train_examples"] > 0
+    assert (workspace.root / "data" / "processed" / "prepare_report.json").is_file()
+    missing = cli("tune", "prepare", "--tokenizer", str(workspace.root / "nope"), workspace=workspace)
+    assert missing.exit_code == 1 and "tokenizer" in missing.stderr and "--tokenizer" in missing.stderr
