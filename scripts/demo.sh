@@ -3,7 +3,8 @@
 #   1. a workspace holding the example world; its lore indexed with the bundled MiniLM;
 #   2. writer's questions answered with the lore they need and its sources; the retrieval scorecard;
 #   3. a model served (a tiny local Llama built on the spot, or SCIFI_LLM_DEMO_MODEL), the lore proxy in
-#      front of it, and a writer's prompt sent through the proxy with the official openai SDK.
+#      front of it, and a writer's prompt sent through the proxy with the official openai SDK;
+#   4. training data prepared from the example prose with that model's tokenizer.
 # Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,6 +57,8 @@ step python "$repo/examples/ask_with_openai.py" "Write the bar scene where Elena
   --url "http://127.0.0.1:$SCIFI_LLM_PROXY__PORT/v1" --max-tokens 40
 step scifi-llm ask "What colour is Ledger's arm plating?" --max-tokens 20
 cleanup; proxy_pid=
+step scifi-llm tune prepare --tokenizer "$model" --min-tokens 200 --max-tokens 600 --sequence-len 1024
+step head -c 700 data/processed/training.jsonl; echo
 printf '\nStopped the model server and the proxy. The demo workspace is %s (delete it when done).\n' "$demo"
 [ -z "${SCIFI_LLM_DEMO_MODEL:-}" ] && printf 'The tiny model writes nonsense by design; set SCIFI_LLM_DEMO_MODEL to a real model folder.\n'
 exit 0

@@ -301,7 +301,11 @@ def count_word_case(sentence: str, case: dict[str, Counter]) -> None:
     for position, word in enumerate(_WORD.findall(sentence)):
         word = _strip_possessive(word)
         kind = "lower" if word[0].islower() else ("initial" if position == 0 else "mid")
-        case.setdefault(word.lower(), Counter())[kind] += 1
+        key = word.lower()
+        counts = case.get(key)
+        if counts is None:
+            counts = case[key] = Counter()
+        counts[kind] += 1
 
 
 def _merge_word_case(notes) -> dict[str, tuple[int, int, int]]:
@@ -322,7 +326,7 @@ def _innermost_scope(draft: dict, source: str, path: tuple[str, ...]) -> tuple[s
 
 
 def _strip_possessive(word: str) -> str:
-    return re.sub(r"['’]s$", "", word)
+    return word[:-2] if word.endswith(("'s", "’s")) else word
 
 
 def _normal(name: str) -> str:

@@ -6,6 +6,8 @@ Tokens are counted with the real tokenizer, in batches: every unit once, then ev
 once more (joining text can merge tokens at the seams), splitting any passage that came out too long.
 """
 
+import bisect
+import itertools
 from dataclasses import dataclass, field
 
 from scifi_llm.lore.markdown import split_sentences
@@ -82,32 +84,64 @@ class TokenCounter:
 
     def __init__(self, tokenizer) -> None:
         self.tokenizer = tokenizer
+        self._backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer of a fast one
 
     def count(self, texts: list[str]) -> list[int]:
         """Tokens in each text, without special tokens."""
         if not texts:
             return []
-        encoded = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
-        return [len(ids) for ids in encoded]
+        if self._backend is not None:
+            return [
+                len(encoding.ids) for encoding in self._backend.encode_batch(texts, add_special_tokens=False)
+            ]
+        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    def count_pieces(self, text: str, starts: list[int]) -> list[int]:
+        """Tokens of each piece of `text` that begins at one of `starts` (ascending, the first 0) and runs
+        to the next: one tokenization of the whole text, each token given to the piece it starts in."""
+        if self._backend is None:
+            ends = [*starts[1:], len(text)]
+            return self.count([text[begin:end] for begin, end in zip(starts, ends, strict=True)])
+        offsets = [start for start, _ in self._backend.encode(text, add_special_tokens=False).offsets]
+        bounds = [bisect.bisect_left(offsets, start) for start in [*starts, len(text) + 1]]
+        return [later - earlier for earlier, later in itertools.pairwise(bounds)]
 
 
 def units_of(
     manuscript: Manuscript, counter: TokenCounter, max_tokens: int, report: ChunkReport
 ) -> list[tuple[Unit, int]]:
-    """Every sentence with its token count (one batch); sentences over `max_tokens` are reported."""
+    """Every sentence with its token count (the manuscript tokenized once); sentences over `max_tokens`
+    are reported."""
     units = [
         Unit(sentence, scene_index, position == 0)
         for scene_index, scene in enumerate(manuscript.scenes)
         for text in scene
         for position, sentence in enumerate(split_sentences(text))
     ]
+    text, starts = _layout(units)
     counted = []
-    for unit, tokens in zip(units, counter.count([unit.text for unit in units]), strict=True):
+    for unit, tokens in zip(units, counter.count_pieces(text, starts), strict=True):
         if tokens > max_tokens:
             report.too_long_sentences.append((manuscript.source, unit.text[:80]))
         else:
             counted.append((unit, tokens))
     return counted
+
+
+def _layout(units: list[Unit]) -> tuple[str, list[int]]:
+    """All units as one text (as passages join them) and where each begins."""
+    parts: list[str] = []
+    starts: list[int] = []
+    length = 0
+    for unit in units:
+        if parts:
+            separator = PARAGRAPH_SEPARATOR if unit.starts_paragraph else " "
+            parts.append(separator)
+            length += len(separator)
+        starts.append(length)
+        parts.append(unit.text)
+        length += len(unit.text)
+    return "".join(parts), starts
 
 
 def pack(

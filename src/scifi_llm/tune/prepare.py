@@ -123,15 +123,12 @@ def _from_read(read: ReadReport) -> PrepareReport:
 
 def _fit_to_sequence(options: PrepareOptions, tokenizer, system_prompt: str, report: PrepareReport) -> int:
     """The assistant bound that keeps every rendered example within --sequence-len."""
-    frame = tokenizer.apply_chat_template(
-        [
-            {"role": "system", "content": system_prompt},
-            {"role": "user", "content": ""},
-            {"role": "assistant", "content": ""},
-        ],
-        tokenize=True,
-    )
-    frame_tokens = len(frame["input_ids"] if isinstance(frame, dict) else frame)
+    frame = [
+        {"role": "system", "content": system_prompt},
+        {"role": "user", "content": ""},
+        {"role": "assistant", "content": ""},
+    ]
+    frame_tokens = rendered_lengths(tokenizer, [frame])[0]
     room = options.sequence_len - frame_tokens - _LONGEST_REQUEST_TOKENS
     if room < options.min_tokens:
         raise UserError(
@@ -145,6 +142,12 @@ def _fit_to_sequence(options: PrepareOptions, tokenizer, system_prompt: str, rep
         )
         return room
     return options.max_tokens
+
+
+def rendered_lengths(tokenizer, conversations: list[list[dict]]) -> list[int]:
+    """Tokens of each conversation rendered through the chat template, counted in one batch."""
+    texts = [tokenizer.apply_chat_template(messages, tokenize=False) for messages in conversations]
+    return TokenCounter(tokenizer).count(texts)
 
 
 def _scene_groups(passages: list[Passage]) -> list[list[Passage]]:
@@ -184,9 +187,8 @@ def _histogram(histogram: dict[str, int], counts: list[int]) -> dict[str, int]:
 
 def _check_rendered(tokenizer, examples: list[dict], sequence_len: int, report: PrepareReport) -> None:
     """Every example through the chat template must fit the sequence length (a trainer would truncate it)."""
-    for index, example in enumerate(examples):
-        rendered = tokenizer.apply_chat_template(example["messages"], tokenize=True)
-        length = len(rendered["input_ids"] if isinstance(rendered, dict) else rendered)
+    lengths = rendered_lengths(tokenizer, [example["messages"] for example in examples])
+    for index, length in enumerate(lengths):
         if length > sequence_len:
             raise AssertionError(f"example {index} renders to {length} tokens, over {sequence_len}")
 

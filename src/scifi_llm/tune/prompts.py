@@ -109,7 +109,7 @@ class HeuristicPrompts:
 
     def request(self, passage: str) -> str:
         """One writing request for the passage."""
-        words = [re.sub(r"['’]s$", "", word) for word in _WORD.findall(passage)]
+        words = [word[:-2] if word.endswith(("'s", "’s")) else word for word in _WORD.findall(passage)]
         names = [word for word, _ in Counter(w for w in words if self._is_name(w)).most_common(2)]
         subjects = Counter(
             w
