@@ -11,7 +11,7 @@ from scifi_llm.lore.markdown import split_sentences
 from scifi_llm.tune.corpus import read_writing
 from scifi_llm.tune.prepare import PrepareOptions, prepare
 
-from conftest import EXAMPLES, write
+from conftest import EXAMPLES, free_port, write
 
 
 def options(tmp_path, tiny_llama, **changes) -> PrepareOptions:
@@ -129,3 +129,20 @@ def test_cli_reports_as_json(cli, workspace, tiny_llama):
     assert (workspace.root / "data" / "processed" / "prepare_report.json").is_file()
     missing = cli("tune", "prepare", "--tokenizer", str(workspace.root / "nope"), workspace=workspace)
     assert missing.exit_code == 1 and "tokenizer" in missing.stderr and "--tokenizer" in missing.stderr
+
+
+def test_llm_prompts_are_cached_and_fall_back_to_the_heuristic(tmp_path, tiny_llama, writing, engine):
+    asked = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=engine))
+    total = asked.train_examples + asked.validation_examples
+    assert asked.prompts_from_llm >= 1 and asked.prompts_from_llm + asked.prompts_heuristic == total
+    assert (tmp_path / "out" / "prompt_cache.json").is_file()
+    first = (tmp_path / "out" / "training.jsonl").read_bytes()
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    again = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=dead))
+    assert (tmp_path / "out" / "training.jsonl").read_bytes() == first  # all from the cache
+    assert again.prompts_from_llm == asked.prompts_from_llm
+    down = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=dead, output_dir=tmp_path / "other"))
+    assert down.prompts_from_llm == 0 and down.prompts_heuristic == total
+    assert "fell back to the heuristic" in down.warnings[-1]
+    with pytest.raises(UserError, match="needs --base-url"):
+        prepare(options(tmp_path, tiny_llama, prompts="llm"))

@@ -68,7 +68,7 @@ def build_tiny_llama(output_dir: Path, texts: Iterable[str], seed: int = 0) -> P
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
+        tie_word_embeddings=False,  # tied, a random model only repeats its last token; untied, it babbles
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

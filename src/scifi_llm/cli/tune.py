@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from scifi_llm.cli.output import console, print_json, warn
+from scifi_llm.errors import UserError
 from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS
 from scifi_llm.tune.prepare import PrepareOptions, PrepareReport, prepare
 
@@ -29,6 +30,10 @@ def prepare_command(
         float | None, typer.Option(min=0.0, max=0.9, help="Share for validation.")
     ] = None,
     keep_short: Annotated[bool, typer.Option(help="Keep passages under --min-tokens (a tiny file).")] = False,
+    prompts: Annotated[
+        str, typer.Option(help="heuristic (offline), or llm: a model at --base-url writes each request.")
+    ] = "heuristic",
+    base_url: Annotated[str | None, typer.Option(help="OpenAI URL of the model for --prompts llm.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Turn the writing folder into training.jsonl and validation.jsonl (system, user, assistant).
@@ -37,6 +42,8 @@ def prepare_command(
     the prose into passages within the token bounds of the model's tokenizer; describes your style in
     the system prompt; writes a request for each passage; splits 90/10 by scene, the same way every run.
     """
+    if prompts not in ("heuristic", "llm"):
+        raise UserError(f"--prompts {prompts!r}: choose heuristic or llm")
     workspace = ctx.obj.open_workspace()
     tune = workspace.settings.tune
     options = PrepareOptions(
@@ -48,6 +55,8 @@ def prepare_command(
         sequence_len=sequence_len or tune.sequence_len,
         val_fraction=tune.val_fraction if val_fraction is None else val_fraction,
         keep_short=keep_short,
+        prompts=prompts,
+        base_url=base_url,
         note_patterns=(*DEFAULT_NOTE_PATTERNS, *tune.note_patterns),
     )
     report = prepare(options)

@@ -6,6 +6,7 @@ The split is by scene group and by hash, so it is deterministic and stable: addi
 existing passages between training and validation, and one scene never lands on both sides.
 """
 
+import asyncio
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -15,7 +16,7 @@ from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.tune.chunk import ChunkReport, Passage, TokenCounter, pack
 from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS, ReadReport, read_writing
-from scifi_llm.tune.prompts import HeuristicPrompts
+from scifi_llm.tune.prompts import HeuristicPrompts, llm_requests, request_key
 from scifi_llm.tune.style import profile
 
 # Room kept for the system prompt, a writing request and the chat template around them.
@@ -35,6 +36,8 @@ class PrepareOptions:
     val_fraction: float = 0.1
     keep_short: bool = False
     note_patterns: tuple[str, ...] = DEFAULT_NOTE_PATTERNS
+    prompts: str = "heuristic"  # or "llm": ask the model at base_url to write each request
+    base_url: str | None = None
 
 
 @dataclass
@@ -51,6 +54,8 @@ class PrepareReport:
     validation_examples: int = 0
     token_histogram: dict[str, int] = field(default_factory=dict)
     max_tokens_used: int = 0
+    prompts_from_llm: int = 0
+    prompts_heuristic: int = 0
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -83,16 +88,19 @@ def prepare(options: PrepareOptions) -> PrepareReport:
     paragraphs = [p for manuscript in manuscripts for scene in manuscript.scenes for p in scene]
     style = profile(paragraphs)
     max_tokens = _fit_to_sequence(options, tokenizer, style.system_prompt(), report)
-    counter, chunk_report, prompts = TokenCounter(tokenizer), ChunkReport(), HeuristicPrompts(paragraphs)
-    train, validation = [], []
+    counter, chunk_report = TokenCounter(tokenizer), ChunkReport()
+    minimum = options.min_tokens if not options.keep_short else 1
+    placed = []  # (side, passage) in output order
     for manuscript in manuscripts:
-        passages = pack(
-            manuscript, counter, options.min_tokens if not options.keep_short else 1, max_tokens, chunk_report
-        )
-        for group in _scene_groups(passages):
-            side = validation if _in_validation(manuscript.source, group, options.val_fraction) else train
-            side.extend(_example(style.system_prompt(), prompts.request(p.text), p.text) for p in group)
+        for group in _scene_groups(pack(manuscript, counter, minimum, max_tokens, chunk_report)):
+            side = "validation" if _in_validation(manuscript.source, group, options.val_fraction) else "train"
+            placed.extend((side, passage) for passage in group)
             report.token_histogram = _histogram(report.token_histogram, [p.tokens for p in group])
+    requests = _requests([passage.text for _, passage in placed], paragraphs, options, report)
+    train, validation = [], []
+    for (side, passage), request in zip(placed, requests, strict=True):
+        example = _example(style.system_prompt(), request, passage.text)
+        (validation if side == "validation" else train).append(example)
     report.dropped = [
         {"file": s, "reason": "sentence longer than --max-tokens", "text": t}
         for s, t in chunk_report.too_long_sentences
@@ -109,6 +117,32 @@ def prepare(options: PrepareOptions) -> PrepareReport:
     _check_rendered(tokenizer, [*train, *validation], options.sequence_len, report)
     _write(options.output_dir, train, validation, style.to_dict(), report)
     return report
+
+
+def _requests(
+    passages: list[str], paragraphs: list[str], options: PrepareOptions, report: PrepareReport
+) -> list[str]:
+    """A writing request per passage: from the model at --base-url when asked (cached in the output
+    folder, so re-runs ask nothing and give the same files), else or on failure the heuristic."""
+    heuristic = HeuristicPrompts(paragraphs)
+    asked: dict[str, str] = {}
+    if options.prompts == "llm":
+        if not options.base_url:
+            raise UserError(
+                "--prompts llm needs --base-url, the OpenAI URL of a model server (scifi-llm serve)"
+            )
+        cache_path = options.output_dir / "prompt_cache.json"
+        asked = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
+        asked |= asyncio.run(llm_requests(passages, options.base_url, asked))
+        atomic_write_text(cache_path, json.dumps(asked, indent=0, ensure_ascii=False, sort_keys=True) + "\n")
+    requests = [asked.get(request_key(text)) or heuristic.request(text) for text in passages]
+    report.prompts_from_llm = sum(1 for text in passages if request_key(text) in asked)
+    report.prompts_heuristic = len(passages) - report.prompts_from_llm
+    if options.prompts == "llm" and report.prompts_heuristic:
+        report.warnings.append(
+            f"{report.prompts_heuristic} requests fell back to the heuristic (model failed)"
+        )
+    return requests
 
 
 def _from_read(read: ReadReport) -> PrepareReport:

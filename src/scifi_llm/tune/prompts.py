@@ -123,3 +123,68 @@ class HeuristicPrompts:
 
     def _is_name(self, word: str) -> bool:
         return word[0].isupper() and word.lower() not in _COMMON and is_proper_word(word, self.word_case)
+
+
+BACK_TRANSLATION = (
+    "Below is a passage of fiction. Write the one-sentence request a writer would give a writing assistant "
+    "to get exactly this passage (who, where, what happens). Reply with the request only.\n\n{passage}"
+)
+
+
+def request_key(passage: str) -> str:
+    """The cache key of a passage's request."""
+    return hashlib.sha256(passage.encode()).hexdigest()
+
+
+async def llm_requests(
+    passages: list[str], base_url: str, cache: dict[str, str], model: str | None = None, concurrency: int = 8
+) -> dict[str, str]:
+    """Ask an OpenAI-compatible model for each passage's request (instruction back-translation).
+
+    Returns the new answers by passage key (cached ones are not asked again); a passage whose request
+    failed or came back empty is simply missing, so the caller falls back to the heuristic for it.
+    """
+    import asyncio
+
+    import httpx
+
+    from scifi_llm.openai_client import api_base
+
+    url = api_base(base_url)
+    wanted = [passage for passage in dict.fromkeys(passages) if request_key(passage) not in cache]
+    answers: dict[str, str] = {}
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(timeout=120) as client:
+        model = model or await _first_model(client, url)
+
+        async def ask(passage: str) -> None:
+            body = {
+                "model": model,
+                "max_tokens": 80,
+                "temperature": 1.0,
+                "messages": [{"role": "user", "content": BACK_TRANSLATION.format(passage=passage)}],
+            }
+            async with limit:
+                try:
+                    response = await client.post(f"{url}/chat/completions", json=body)
+                    text = (
+                        response.json()["choices"][0]["message"]["content"]
+                        if response.status_code == 200
+                        else ""
+                    )
+                except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+                    return
+            line = next((line.strip(" \"'“”") for line in (text or "").splitlines() if line.strip()), "")
+            if line:
+                answers[request_key(passage)] = line[:300]
+
+        await asyncio.gather(*(ask(passage) for passage in wanted))
+    return answers
+
+
+async def _first_model(client, url: str) -> str:
+    try:
+        response = await client.get(f"{url}/models")
+        return response.json()["data"][0]["id"]
+    except Exception:  # an engine that lists no models still gets a name it may ignore
+        return "default"
