@@ -97,10 +97,15 @@ def prepare(options: PrepareOptions) -> PrepareReport:
             placed.extend((side, passage) for passage in group)
             report.token_histogram = _histogram(report.token_histogram, [p.tokens for p in group])
     requests = _requests([passage.text for _, passage in placed], paragraphs, options, report)
-    train, validation = [], []
-    for (side, passage), request in zip(placed, requests, strict=True):
-        example = _example(style.system_prompt(), request, passage.text)
-        (validation if side == "validation" else train).append(example)
+    examples = [
+        _example(style.system_prompt(), request, p.text)
+        for (_, p), request in zip(placed, requests, strict=True)
+    ]
+    _check_rendered(tokenizer, examples, [passage.tokens for _, passage in placed], options.sequence_len)
+    train = [example for example, (side, _) in zip(examples, placed, strict=True) if side == "train"]
+    validation = [
+        example for example, (side, _) in zip(examples, placed, strict=True) if side == "validation"
+    ]
     report.dropped = [
         {"file": s, "reason": "sentence longer than --max-tokens", "text": t}
         for s, t in chunk_report.too_long_sentences
@@ -114,7 +119,6 @@ def prepare(options: PrepareOptions) -> PrepareReport:
         len(validation),
         max_tokens,
     )
-    _check_rendered(tokenizer, [*train, *validation], options.sequence_len, report)
     _write(options.output_dir, train, validation, style.to_dict(), report)
     return report
 
@@ -219,12 +223,25 @@ def _histogram(histogram: dict[str, int], counts: list[int]) -> dict[str, int]:
     return dict(sorted(histogram.items(), key=lambda item: int(item[0].split("-")[0])))
 
 
-def _check_rendered(tokenizer, examples: list[dict], sequence_len: int, report: PrepareReport) -> None:
-    """Every example through the chat template must fit the sequence length (a trainer would truncate it)."""
-    lengths = rendered_lengths(tokenizer, [example["messages"] for example in examples])
-    for index, length in enumerate(lengths):
+def _check_rendered(tokenizer, examples: list[dict], passage_tokens: list[int], sequence_len: int) -> None:
+    """Every example through the chat template must fit the sequence length (a trainer would truncate it).
+
+    The sum of the parts (template, system, request, passage) is within a few tokens of the rendered
+    length, so only examples whose sum comes near the limit are rendered and counted exactly.
+    """
+    if not examples:
+        return
+    counter = TokenCounter(tokenizer)
+    empty = [{"role": role, "content": ""} for role in ("system", "user", "assistant")]
+    fixed = (
+        rendered_lengths(tokenizer, [empty])[0] + counter.count([examples[0]["messages"][0]["content"]])[0]
+    )
+    requests = counter.count([example["messages"][1]["content"] for example in examples])
+    sums = [fixed + request + passage for request, passage in zip(requests, passage_tokens, strict=True)]
+    near = [example for example, total in zip(examples, sums, strict=True) if total > sequence_len - 32]
+    for length in rendered_lengths(tokenizer, [example["messages"] for example in near]):
         if length > sequence_len:
-            raise AssertionError(f"example {index} renders to {length} tokens, over {sequence_len}")
+            raise AssertionError(f"an example renders to {length} tokens, over {sequence_len}")
 
 
 def _write(
