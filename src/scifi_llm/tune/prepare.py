@@ -87,15 +87,8 @@ def prepare(options: PrepareOptions) -> PrepareReport:
     report = _from_read(read_report)
     paragraphs = [p for manuscript in manuscripts for scene in manuscript.scenes for p in scene]
     style = profile(paragraphs)
-    max_tokens = _fit_to_sequence(options, tokenizer, style.system_prompt(), report)
-    counter, chunk_report = TokenCounter(tokenizer), ChunkReport()
-    minimum = options.min_tokens if not options.keep_short else 1
-    placed = []  # (side, passage) in output order
-    for manuscript in manuscripts:
-        for group in _scene_groups(pack(manuscript, counter, minimum, max_tokens, chunk_report)):
-            side = "validation" if _in_validation(manuscript.source, group, options.val_fraction) else "train"
-            placed.extend((side, passage) for passage in group)
-            report.token_histogram = _histogram(report.token_histogram, [p.tokens for p in group])
+    report.max_tokens_used = _fit_to_sequence(options, tokenizer, style.system_prompt(), report)
+    placed = _place(manuscripts, TokenCounter(tokenizer), options, report)
     requests = _requests([passage.text for _, passage in placed], paragraphs, options, report)
     examples = [
         _example(style.system_prompt(), request, p.text)
@@ -106,21 +99,31 @@ def prepare(options: PrepareOptions) -> PrepareReport:
     validation = [
         example for example, (side, _) in zip(examples, placed, strict=True) if side == "validation"
     ]
-    report.dropped = [
-        {"file": s, "reason": "sentence longer than --max-tokens", "text": t}
-        for s, t in chunk_report.too_long_sentences
-    ]
-    report.dropped += [
-        {"file": s, "reason": f"passage of {n} tokens is under --min-tokens"}
-        for s, n in chunk_report.short_passages
-    ]
-    report.train_examples, report.validation_examples, report.max_tokens_used = (
-        len(train),
-        len(validation),
-        max_tokens,
-    )
+    report.train_examples, report.validation_examples = len(train), len(validation)
     _write(options.output_dir, train, validation, style.to_dict(), report)
     return report
+
+
+def _place(
+    manuscripts: list, counter: TokenCounter, options: PrepareOptions, report: PrepareReport
+) -> list[tuple[str, Passage]]:
+    """Every passage with its side ("train" or "validation"), in output order; drops go in the report."""
+    chunk_report = ChunkReport()
+    minimum = options.min_tokens if not options.keep_short else 1
+    placed = []
+    for manuscript in manuscripts:
+        for group in _scene_groups(pack(manuscript, counter, minimum, report.max_tokens_used, chunk_report)):
+            side = "validation" if _in_validation(manuscript.source, group, options.val_fraction) else "train"
+            placed.extend((side, passage) for passage in group)
+            report.token_histogram = _histogram(report.token_histogram, [p.tokens for p in group])
+    report.dropped = [
+        {"file": source, "reason": "sentence longer than --max-tokens", "text": text}
+        for source, text in chunk_report.too_long_sentences
+    ] + [
+        {"file": source, "reason": f"passage of {tokens} tokens is under --min-tokens"}
+        for source, tokens in chunk_report.short_passages
+    ]
+    return placed
 
 
 def _requests(
