@@ -51,7 +51,7 @@ def main() -> None:
         size = build_corpus(scratch / "writing")
         options = PrepareOptions(scratch / "writing", scratch / "out", str(model))
         tokenize_seconds = 0.0
-        originals = {name: getattr(chunk.TokenCounter, name) for name in ("count", "count_pieces")}
+        originals = {name: getattr(chunk.TokenCounter, name) for name in ("count", "count_pieces_many")}
 
         def timed(method):
             def wrapper(*args):

@@ -96,36 +96,50 @@ class TokenCounter:
             ]
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
-    def count_pieces(self, text: str, starts: list[int]) -> list[int]:
-        """Tokens of each piece of `text` that begins at one of `starts` (ascending, the first 0) and runs
-        to the next: one tokenization of the whole text, each token given to the piece it starts in."""
+    def count_pieces_many(self, layouts: list[tuple[str, list[int]]]) -> list[list[int]]:
+        """For each (text, starts): tokens of each piece of the text that begins at a start (ascending,
+        the first 0) and runs to the next. Each text is tokenized once, all in one batch; every token is
+        given to the piece it starts in."""
         if self._backend is None:
-            ends = [*starts[1:], len(text)]
-            return self.count([text[begin:end] for begin, end in zip(starts, ends, strict=True)])
-        offsets = [start for start, _ in self._backend.encode(text, add_special_tokens=False).offsets]
-        bounds = [bisect.bisect_left(offsets, start) for start in [*starts, len(text) + 1]]
-        return [later - earlier for earlier, later in itertools.pairwise(bounds)]
+            return [self.count(_pieces(text, starts)) for text, starts in layouts]
+        encodings = self._backend.encode_batch([text for text, _ in layouts], add_special_tokens=False)
+        counts = []
+        for (text, starts), encoding in zip(layouts, encodings, strict=True):
+            offsets = [start for start, _ in encoding.offsets]
+            bounds = [bisect.bisect_left(offsets, start) for start in [*starts, len(text) + 1]]
+            counts.append([later - earlier for earlier, later in itertools.pairwise(bounds)])
+        return counts
 
 
 def units_of(
-    manuscript: Manuscript, counter: TokenCounter, max_tokens: int, report: ChunkReport
-) -> list[tuple[Unit, int]]:
-    """Every sentence with its token count (the manuscript tokenized once); sentences over `max_tokens`
-    are reported."""
-    units = [
-        Unit(sentence, scene_index, position == 0)
-        for scene_index, scene in enumerate(manuscript.scenes)
-        for text in scene
-        for position, sentence in enumerate(split_sentences(text))
+    manuscripts: list[Manuscript], counter: TokenCounter, max_tokens: int, report: ChunkReport
+) -> list[list[tuple[Unit, int]]]:
+    """Every sentence of each manuscript with its token count (all manuscripts tokenized in one batch);
+    sentences over `max_tokens` are reported."""
+    all_units = [
+        [
+            Unit(sentence, scene_index, position == 0)
+            for scene_index, scene in enumerate(manuscript.scenes)
+            for text in scene
+            for position, sentence in enumerate(split_sentences(text))
+        ]
+        for manuscript in manuscripts
     ]
-    text, starts = _layout(units)
-    counted = []
-    for unit, tokens in zip(units, counter.count_pieces(text, starts), strict=True):
-        if tokens > max_tokens:
-            report.too_long_sentences.append((manuscript.source, unit.text[:80]))
-        else:
-            counted.append((unit, tokens))
-    return counted
+    counts = counter.count_pieces_many([_layout(units) for units in all_units])
+    result = []
+    for manuscript, units, unit_counts in zip(manuscripts, all_units, counts, strict=True):
+        counted = []
+        for unit, tokens in zip(units, unit_counts, strict=True):
+            if tokens > max_tokens:
+                report.too_long_sentences.append((manuscript.source, unit.text[:80]))
+            else:
+                counted.append((unit, tokens))
+        result.append(counted)
+    return result
+
+
+def _pieces(text: str, starts: list[int]) -> list[str]:
+    return [text[begin:end] for begin, end in zip(starts, [*starts[1:], len(text)], strict=True)]
 
 
 def _layout(units: list[Unit]) -> tuple[str, list[int]]:
@@ -148,24 +162,49 @@ def pack(
     manuscript: Manuscript, counter: TokenCounter, min_tokens: int, max_tokens: int, report: ChunkReport
 ) -> list[Passage]:
     """Passages of one manuscript within the bounds; any still under `min_tokens` is reported, not kept."""
+    return pack_all([manuscript], counter, min_tokens, max_tokens, report)[0]
+
+
+def pack_all(
+    manuscripts: list[Manuscript],
+    counter: TokenCounter,
+    min_tokens: int,
+    max_tokens: int,
+    report: ChunkReport,
+) -> list[list[Passage]]:
+    """`pack` for many manuscripts, tokenizing them all in one batch (the tokenizer runs in parallel)."""
+    drafts = [
+        _draft(manuscript.source, units, min_tokens, max_tokens)
+        for manuscript, units in zip(
+            manuscripts, units_of(manuscripts, counter, max_tokens, report), strict=True
+        )
+    ]
+    counted = _recount([passage for draft in drafts for passage in draft], counter, max_tokens)
+    by_source: dict[str, list[Passage]] = {manuscript.source: [] for manuscript in manuscripts}
+    for passage in counted:
+        if passage.tokens >= min_tokens:
+            by_source[passage.source].append(passage)
+        else:
+            report.short_passages.append((passage.source, passage.tokens))
+    return [by_source[manuscript.source] for manuscript in manuscripts]
+
+
+def _draft(source: str, units: list[tuple[Unit, int]], min_tokens: int, max_tokens: int) -> list[Passage]:
+    """Greedy passages from estimated counts: end at a scene break once long enough, else when full."""
     passages: list[Passage] = []
-    current = Passage(manuscript.source)
-    for unit, tokens in units_of(manuscript, counter, max_tokens, report):
+    current = Passage(source)
+    for unit, tokens in units:
         new_scene = bool(current.units) and unit.scene != current.units[-1].scene
         if current.units and new_scene and current.tokens >= min_tokens:
             passages.append(current)
-            current = Passage(manuscript.source)
+            current = Passage(source)
         elif current.units and current.tokens + tokens + int(unit.starts_paragraph) > max_tokens:
             passages.append(current)
             current = _carry_partial_paragraph(current, min_tokens)
         current.add(unit, tokens)
     if current.units:
         passages.append(current)
-    passages = _merge_short(passages, min_tokens, max_tokens)
-    passages = _recount(passages, counter, max_tokens)
-    kept = [passage for passage in passages if passage.tokens >= min_tokens]
-    report.short_passages.extend((p.source, p.tokens) for p in passages if p.tokens < min_tokens)
-    return kept
+    return _merge_short(passages, min_tokens, max_tokens)
 
 
 def _carry_partial_paragraph(full: Passage, min_tokens: int) -> Passage:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
-from scifi_llm.tune.chunk import ChunkReport, Passage, TokenCounter, pack
+from scifi_llm.tune.chunk import ChunkReport, Passage, TokenCounter, pack_all
 from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS, ReadReport, read_writing
 from scifi_llm.tune.prompts import HeuristicPrompts, llm_requests, request_key
 from scifi_llm.tune.style import profile
@@ -111,8 +111,9 @@ def _place(
     chunk_report = ChunkReport()
     minimum = options.min_tokens if not options.keep_short else 1
     placed = []
-    for manuscript in manuscripts:
-        for group in _scene_groups(pack(manuscript, counter, minimum, report.max_tokens_used, chunk_report)):
+    packed = pack_all(manuscripts, counter, minimum, report.max_tokens_used, chunk_report)
+    for manuscript, passages in zip(manuscripts, packed, strict=True):
+        for group in _scene_groups(passages):
             side = "validation" if _in_validation(manuscript.source, group, options.val_fraction) else "train"
             placed.extend((side, passage) for passage in group)
             report.token_histogram = _histogram(report.token_histogram, [p.tokens for p in group])
