@@ -67,3 +67,12 @@ def test_hybrid_beats_dense_on_the_example_questions(retriever):
     assert hybrid.mrr > dense.mrr
     assert hybrid.recall["5"] >= 0.8
     assert hybrid.mean_tokens <= 1500
+
+
+def test_nicknames_add_the_real_name_but_name_parts_do_not(retriever):
+    from scifi_llm.lore.retrieve import expand_query
+
+    query = "What does Ledger keep in her arm?"
+    assert expand_query(query, retriever.registry.find(query)) == f"{query} (Elena Voss)"
+    query = "What does Elena keep in her arm?"
+    assert expand_query(query, retriever.registry.find(query)) == query

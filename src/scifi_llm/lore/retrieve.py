@@ -222,10 +222,19 @@ def split_clauses(query: str) -> list[str]:
 
 
 def expand_query(query: str, mentions: list[Mention]) -> str:
-    """The query plus the real names of entities it calls by a nickname or title."""
-    names = [mention.entity.name for mention in mentions if mention.by_alias]
+    """The query plus the real names of entities it calls by a nickname or title.
+
+    A part of the name ("Elena" for Elena Voss, "Concord" for the Meridian Concord) adds nothing: the
+    query already holds the telling word, and repeating the full name would outweigh the rest of it.
+    """
+    names = [mention.entity.name for mention in mentions if mention.by_alias and not _shares_word(mention)]
     extra = [name for name in dict.fromkeys(names) if name.lower() not in query.lower()]
     return f"{query} ({'; '.join(extra)})" if extra else query
+
+
+def _shares_word(mention: Mention) -> bool:
+    words = lambda text: set(re.findall(r"\w+", text.lower()))  # noqa: E731
+    return bool(words(mention.matched) & words(mention.entity.name))
 
 
 @dataclass(frozen=True)
