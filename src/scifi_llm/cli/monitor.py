@@ -40,7 +40,10 @@ def monitor(
             "engine": engine_view(engine_snapshot(engine), first),
             "proxy": proxy_snapshot(proxy_base, key),
         }
-        print_json(snapshot) if json_output else console.print(_render(snapshot))
+        if json_output:
+            print_json(snapshot)
+        else:
+            console.print(_render(snapshot))
         return
     before: EngineSnapshot | None = None
     try:

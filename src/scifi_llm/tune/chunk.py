@@ -111,7 +111,7 @@ class TokenCounter:
         return counts
 
 
-def units_of(
+def _units_of(
     manuscripts: list[Manuscript], counter: TokenCounter, max_tokens: int, report: ChunkReport
 ) -> list[list[tuple[Unit, int]]]:
     """Every sentence of each manuscript with its token count (all manuscripts tokenized in one batch);
@@ -176,7 +176,7 @@ def pack_all(
     drafts = [
         _draft(manuscript.source, units, min_tokens, max_tokens)
         for manuscript, units in zip(
-            manuscripts, units_of(manuscripts, counter, max_tokens, report), strict=True
+            manuscripts, _units_of(manuscripts, counter, max_tokens, report), strict=True
         )
     ]
     counted = _recount([passage for draft in drafts for passage in draft], counter, max_tokens)

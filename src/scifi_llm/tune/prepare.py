@@ -132,7 +132,6 @@ def _requests(
 ) -> list[str]:
     """A writing request per passage: from the model at --base-url when asked (cached in the output
     folder, so re-runs ask nothing and give the same files), else or on failure the heuristic."""
-    heuristic = HeuristicPrompts(paragraphs)
     asked: dict[str, str] = {}
     if options.prompts == "llm":
         if not options.base_url:
@@ -143,8 +142,13 @@ def _requests(
         asked = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
         asked |= asyncio.run(llm_requests(passages, options.base_url, asked))
         atomic_write_text(cache_path, json.dumps(asked, indent=0, ensure_ascii=False, sort_keys=True) + "\n")
-    requests = [asked.get(request_key(text)) or heuristic.request(text) for text in passages]
-    report.prompts_from_llm = sum(1 for text in passages if request_key(text) in asked)
+    keys = [request_key(text) for text in passages]
+    heuristic = HeuristicPrompts(paragraphs) if any(key not in asked for key in keys) else None
+    requests = [
+        asked[key] if key in asked else heuristic.request(text)
+        for key, text in zip(keys, passages, strict=True)
+    ]
+    report.prompts_from_llm = sum(1 for key in keys if key in asked)
     report.prompts_heuristic = len(passages) - report.prompts_from_llm
     if options.prompts == "llm" and report.prompts_heuristic:
         report.warnings.append(

@@ -39,7 +39,6 @@ class HeuristicPrompts:
     """Writing requests from a passage's names and salient words, with names judged on the whole corpus."""
 
     def __init__(self, corpus_paragraphs: list[str]) -> None:
-        self.word_case: dict = {}
         counts: dict[str, Counter] = {}
         for paragraph in corpus_paragraphs:
             for sentence in split_sentences(paragraph):
