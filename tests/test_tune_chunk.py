@@ -64,3 +64,14 @@ def test_exactly_min_and_exactly_max_are_accepted(counter):
     report = ChunkReport()
     assert pack(Manuscript("m.md", [[text]]), counter, tokens + 1, tokens + 50, report) == []
     assert report.short_passages == [("m.md", tokens)]
+
+
+def test_a_short_tail_that_cannot_join_borrows_sentences_and_nothing_is_lost(counter):
+    scenes = [[paragraph(0, 12)], [paragraph(12, 2)]]  # about 380 tokens, then a 64-token tail
+    report = ChunkReport()
+    passages = pack(Manuscript("b.md", scenes), counter, 150, 400, report)
+    assert len(passages) == 2 and not report.short_passages
+    assert all(150 <= tokens <= 400 for tokens in counter.count([p.text for p in passages]))
+    assert len(passages[1].sentences) > 2  # it borrowed from the passage before
+    found = [s for passage in passages for s in split_sentences(passage.text.replace("\n\n", " "))]
+    assert found == [SENTENCE.format(n=n) for n in range(14)]

@@ -167,17 +167,15 @@ def note_facts(document: Document) -> NoteFacts:
         aliases=_front_matter_list(document.front_matter, "aliases"),
         tags=_front_matter_list(document.front_matter, "tags"),
     )
-    case: dict[str, Counter] = {}
+    sentences: list[str] = []
     for section in document.sections:
         if len(section.path) > 1:
             facts.headings.append(list(section.path))
         for block in section.blocks:
+            sentences.extend(block.sentences)
             for sentence in block.sentences:
-                count_word_case(sentence, case)
                 facts.prose_aliases.extend((alias, list(section.path)) for alias in stated_aliases(sentence))
-    facts.word_case = {
-        word: [counts["mid"], counts["initial"], counts["lower"]] for word, counts in case.items()
-    }
+    facts.word_case = word_case_counts(sentences)
     return facts
 
 
@@ -296,16 +294,22 @@ def is_proper_word(word: str, word_case: dict) -> bool:
     return (mid >= 1 and mid >= lower) or (initial >= 1 and lower == 0)
 
 
-def count_word_case(sentence: str, case: dict[str, Counter]) -> None:
-    """Add one sentence's words to `case`: lower-cased word -> Counter of mid, initial and lower uses."""
-    for position, word in enumerate(_WORD.findall(sentence)):
-        word = _strip_possessive(word)
-        kind = "lower" if word[0].islower() else ("initial" if position == 0 else "mid")
-        key = word.lower()
-        counts = case.get(key)
-        if counts is None:
-            counts = case[key] = Counter()
-        counts[kind] += 1
+def word_case_counts(sentences: list[str]) -> dict[str, list[int]]:
+    """How a text capitalises its words: lower-cased word -> [mid-sentence capitalised, sentence-initial,
+    lowercase] uses. Counted per distinct spelling, so a whole corpus takes one pass of the regex."""
+    spellings = Counter(_WORD.findall("\n".join(sentences)))
+    openers = Counter(match.group() for sentence in sentences if (match := _WORD.search(sentence)))
+    case: dict[str, list[int]] = {}
+    for spelling, uses in spellings.items():
+        word = _strip_possessive(spelling)
+        case.setdefault(word.lower(), [0, 0, 0])[2 if word[0].islower() else 0] += uses
+    for spelling, uses in openers.items():
+        word = _strip_possessive(spelling)
+        if not word[0].islower():
+            counts = case[word.lower()]
+            counts[0] -= uses
+            counts[1] += uses
+    return case
 
 
 def _merge_word_case(notes) -> dict[str, tuple[int, int, int]]:

@@ -4,7 +4,6 @@ A section is the text under one heading, as blocks (paragraphs, list items, tabl
 already split into sentences, so the chunker can pack whole sentences and never cut one.
 """
 
-import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -79,25 +78,12 @@ class Document:
     sections: list[Section]
 
 
-@functools.lru_cache(maxsize=65536)
-def _split_cached(text: str) -> tuple[str, ...]:
-    return tuple(_split(text))
-
-
 def split_sentences(text: str) -> list[str]:
-    """Split prose into sentences at . ! ? followed by a capital, skipping abbreviations and initials.
-
-    Results are cached: preparing training data splits the same paragraphs for style, prompts and chunks.
-    """
-    return list(_split_cached(text))
-
-
-def _split(text: str) -> list[str]:
+    """Split prose into sentences at . ! ? followed by a capital, skipping abbreviations and initials."""
     sentences: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        following = text[match.end() :]
-        if not _SENTENCE_START.match(following):
+        if not _SENTENCE_START.match(text, match.end()):
             continue
         words = text[start : match.start() + 1].split()
         last_word = words[-1].rstrip(".").lower() if words else ""

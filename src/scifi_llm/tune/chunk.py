@@ -2,73 +2,95 @@
 
 Passages break at scene boundaries first, then between paragraphs, then between sentences of a paragraph
 too long to fit; never inside a sentence. A short tail joins the passage before it when both fit.
-Tokens are counted with the real tokenizer, in batches: every unit once, then every finished passage
-once more (joining text can merge tokens at the seams), splitting any passage that came out too long.
+
+Tokens are counted with the real tokenizer. Every paragraph is counted once, all in one batch; a paragraph
+that a passage must be cut inside then has each sentence's share counted (few do); every finished
+passage is counted once more, exactly (joining text can merge tokens at the seams), and one that came out
+too long is split.
 """
 
 import bisect
+import functools
 import itertools
 from dataclasses import dataclass, field
 
-from scifi_llm.lore.markdown import split_sentences
-from scifi_llm.tune.corpus import Manuscript
+from scifi_llm.tune.corpus import Manuscript, Sentence
 
 PARAGRAPH_SEPARATOR = "\n\n"
 
 
-@dataclass(frozen=True)
-class Unit:
-    """A paragraph, or a sentence of an over-long paragraph, with where it sits."""
-
-    text: str
-    scene: int
-    starts_paragraph: bool
-
-
 @dataclass
 class Passage:
-    """Consecutive units of one manuscript: the assistant text of one training example."""
+    """Consecutive sentences of one manuscript: the assistant text of one training example."""
 
     source: str
-    units: list[Unit] = field(default_factory=list)
+    break_tokens: int  # what a blank line between paragraphs costs in this tokenizer
+    sentences: list[Sentence] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
     exact_tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        # running totals, so the estimate costs nothing however often the packer asks
+        self._shares = sum(self.counts)
+        self._paragraph_starts = sum(1 for sentence in self.sentences if sentence.starts_paragraph)
+
     @property
     def tokens(self) -> int:
-        """The exact count once recounted; before that, the units' counts plus one per paragraph break
-        (a space between sentences merges into the next word's token in Llama-style tokenizers)."""
+        """The exact count once recounted; before that, the sentences' shares of their paragraphs' tokens
+        plus the blank lines between paragraphs: within a token or two."""
         if self.exact_tokens is not None:
             return self.exact_tokens
-        return sum(self.counts) + sum(1 for unit in self.units[1:] if unit.starts_paragraph)
+        breaks = self._paragraph_starts - int(bool(self.sentences) and self.sentences[0].starts_paragraph)
+        return self._shares + breaks * self.break_tokens
 
-    def add(self, unit: Unit, tokens: int, at_start: bool = False) -> None:
-        """Add a unit at the end (or the start)."""
-        position = 0 if at_start else len(self.units)
-        self.units.insert(position, unit)
+    def add(self, sentence: Sentence, tokens: int, at_start: bool = False) -> None:
+        """Add a sentence at the end (or the start)."""
+        position = 0 if at_start else len(self.sentences)
+        self.sentences.insert(position, sentence)
         self.counts.insert(position, tokens)
+        self._shares += tokens
+        self._paragraph_starts += sentence.starts_paragraph
         self.exact_tokens = None
 
-    def pop(self, from_start: bool = False) -> tuple[Unit, int]:
-        """Remove the first or last unit."""
+    def pop(self, from_start: bool = False) -> tuple[Sentence, int]:
+        """Remove the first or last sentence."""
         position = 0 if from_start else -1
+        sentence, tokens = self.sentences.pop(position), self.counts.pop(position)
+        self._shares -= tokens
+        self._paragraph_starts -= sentence.starts_paragraph
         self.exact_tokens = None
-        return self.units.pop(position), self.counts.pop(position)
+        return sentence, tokens
+
+    def extend(self, sentences: list[Sentence], counts: list[int]) -> None:
+        """Add sentences at the end."""
+        for sentence, tokens in zip(sentences, counts, strict=True):
+            self.add(sentence, tokens)
+
+    def tokens_with(self, first: Sentence, tokens: int) -> int:
+        """The estimate once `tokens` more, beginning with `first`, are added at the end."""
+        joint = self.break_tokens if self.sentences and first.starts_paragraph else 0
+        return self.tokens + joint + tokens
+
+    def count_edge_exactly(self, from_start: bool, counter: "TokenCounter") -> None:
+        """Real shares for the sentences of the paragraph at one end, before sentences are moved off it."""
+        starts = [i for i, sentence in enumerate(self.sentences) if sentence.starts_paragraph and i > 0]
+        if from_start:
+            begin, end = 0, (starts[0] if starts else len(self.sentences))
+        else:
+            begin, end = (starts[-1] if starts else 0), len(self.sentences)
+        exact = counter.shares(self.sentences[begin:end])
+        self._shares += sum(exact) - sum(self.counts[begin:end])
+        self.counts[begin:end] = exact
 
     @property
     def text(self) -> str:
         """The passage as prose: paragraphs separated by blank lines, sentences by spaces."""
-        parts: list[str] = []
-        for unit in self.units:
-            if parts:
-                parts.append(PARAGRAPH_SEPARATOR if unit.starts_paragraph else " ")
-            parts.append(unit.text)
-        return "".join(parts)
+        return _layout(self.sentences)
 
     @property
     def scenes(self) -> tuple[int, ...]:
         """The scenes this passage draws from."""
-        return tuple(sorted({unit.scene for unit in self.units}))
+        return tuple(sorted({sentence.scene for sentence in self.sentences}))
 
 
 @dataclass
@@ -91,71 +113,58 @@ class TokenCounter:
         if not texts:
             return []
         if self._backend is not None:
-            return [
-                len(encoding.ids) for encoding in self._backend.encode_batch(texts, add_special_tokens=False)
-            ]
+            encode = getattr(self._backend, "encode_batch_fast", self._backend.encode_batch)  # no offsets
+            return [len(encoding.ids) for encoding in encode(texts, add_special_tokens=False)]
         return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
-    def count_pieces_many(self, layouts: list[tuple[str, list[int]]]) -> list[list[int]]:
-        """For each (text, starts): tokens of each piece of the text that begins at a start (ascending,
-        the first 0) and runs to the next. Each text is tokenized once, all in one batch; every token is
-        given to the piece it starts in."""
+    @functools.cached_property
+    def break_tokens(self) -> int:
+        """Tokens a blank line adds between two paragraphs (0 where it merges with the full stop)."""
+        joined, first, second = self.count(["It ended.\n\nThen", "It ended.", "Then"])
+        return max(joined - first - second, 0)
+
+    def shares(self, sentences: list[Sentence]) -> list[int]:
+        """Each sentence's share of the tokens of the sentences joined by spaces (a token belongs to the
+        sentence its first character is in)."""
+        text, starts = _paragraph_layout(sentences)
         if self._backend is None:
-            return [self.count(_pieces(text, starts)) for text, starts in layouts]
-        encodings = self._backend.encode_batch([text for text, _ in layouts], add_special_tokens=False)
-        counts = []
-        for (text, starts), encoding in zip(layouts, encodings, strict=True):
-            offsets = [start for start, _ in encoding.offsets]
-            bounds = [bisect.bisect_left(offsets, start) for start in [*starts, len(text) + 1]]
-            counts.append([later - earlier for earlier, later in itertools.pairwise(bounds)])
-        return counts
+            return self.count([text[begin:end] for begin, end in itertools.pairwise([*starts, len(text)])])
+        encoding = self._backend.encode(text, add_special_tokens=False)
+        bounds = [0]
+        for start in starts[1:]:
+            token = encoding.char_to_token(start)
+            if token is None:  # a character no token claims (trimmed whitespace): find the next one
+                token = bisect.bisect_left([begin for begin, _ in encoding.offsets], start)
+            bounds.append(token)
+        bounds.append(len(encoding.ids))
+        return [later - earlier for earlier, later in itertools.pairwise(bounds)]
 
 
-def _units_of(
-    manuscripts: list[Manuscript], counter: TokenCounter, max_tokens: int, report: ChunkReport
-) -> list[list[tuple[Unit, int]]]:
-    """Every sentence of each manuscript with its token count (all manuscripts tokenized in one batch);
-    sentences over `max_tokens` are reported."""
-    all_units = [
-        [
-            Unit(sentence, scene_index, position == 0)
-            for scene_index, scene in enumerate(manuscript.scenes)
-            for text in scene
-            for position, sentence in enumerate(split_sentences(text))
-        ]
-        for manuscript in manuscripts
-    ]
-    counts = counter.count_pieces_many([_layout(units) for units in all_units])
-    result = []
-    for manuscript, units, unit_counts in zip(manuscripts, all_units, counts, strict=True):
-        counted = []
-        for unit, tokens in zip(units, unit_counts, strict=True):
-            if tokens > max_tokens:
-                report.too_long_sentences.append((manuscript.source, unit.text[:80]))
-            else:
-                counted.append((unit, tokens))
-        result.append(counted)
-    return result
+def _paragraph_layout(sentences: list[Sentence]) -> tuple[str, list[int]]:
+    """Sentences joined by spaces, as in a paragraph, and where each begins."""
+    texts = [sentence.text for sentence in sentences]
+    ends = list(itertools.accumulate(len(text) + 1 for text in texts))
+    return " ".join(texts), [0, *ends[:-1]]
 
 
-def _pieces(text: str, starts: list[int]) -> list[str]:
-    return [text[begin:end] for begin, end in zip(starts, [*starts[1:], len(text)], strict=True)]
-
-
-def _layout(units: list[Unit]) -> tuple[str, list[int]]:
-    """All units as one text (as passages join them) and where each begins."""
+def _layout(sentences: list[Sentence]) -> str:
+    """Sentences joined as passages join them: paragraphs by a blank line, sentences by a space."""
     parts: list[str] = []
-    starts: list[int] = []
-    length = 0
-    for unit in units:
+    for sentence in sentences:
         if parts:
-            separator = PARAGRAPH_SEPARATOR if unit.starts_paragraph else " "
-            parts.append(separator)
-            length += len(separator)
-        starts.append(length)
-        parts.append(unit.text)
-        length += len(unit.text)
-    return "".join(parts), starts
+            parts.append(PARAGRAPH_SEPARATOR if sentence.starts_paragraph else " ")
+        parts.append(sentence.text)
+    return "".join(parts)
+
+
+def _spread(tokens: int, sentences: list[Sentence]) -> list[int]:
+    """A paragraph's tokens spread over its sentences by length: right in sum, a guess for each sentence
+    until a passage has to be cut inside the paragraph and `TokenCounter.shares` gives the real ones."""
+    if len(sentences) == 1:
+        return [tokens]
+    lengths = list(itertools.accumulate(len(sentence.text) + 1 for sentence in sentences))
+    bounds = [0, *(round(tokens * length / lengths[-1]) for length in lengths)]
+    return [later - earlier for earlier, later in itertools.pairwise(bounds)]
 
 
 def pack(
@@ -173,11 +182,12 @@ def pack_all(
     report: ChunkReport,
 ) -> list[list[Passage]]:
     """`pack` for many manuscripts, tokenizing them all in one batch (the tokenizer runs in parallel)."""
+    paragraphs = [paragraph for manuscript in manuscripts for paragraph in manuscript.paragraphs]
+    counts = iter(counter.count([" ".join(sentence.text for sentence in p) for p in paragraphs]))
+    packer = _Packer(counter, min_tokens, max_tokens, report)
     drafts = [
-        _draft(manuscript.source, units, min_tokens, max_tokens)
-        for manuscript, units in zip(
-            manuscripts, _units_of(manuscripts, counter, max_tokens, report), strict=True
-        )
+        packer.draft(manuscript.source, [(paragraph, next(counts)) for paragraph in manuscript.paragraphs])
+        for manuscript in manuscripts
     ]
     counted = _recount([passage for draft in drafts for passage in draft], counter, max_tokens)
     by_source: dict[str, list[Passage]] = {manuscript.source: [] for manuscript in manuscripts}
@@ -189,80 +199,99 @@ def pack_all(
     return [by_source[manuscript.source] for manuscript in manuscripts]
 
 
-def _draft(source: str, units: list[tuple[Unit, int]], min_tokens: int, max_tokens: int) -> list[Passage]:
-    """Greedy passages from estimated counts: end at a scene break once long enough, else when full."""
-    passages: list[Passage] = []
-    current = Passage(source)
-    for unit, tokens in units:
-        new_scene = bool(current.units) and unit.scene != current.units[-1].scene
-        if current.units and new_scene and current.tokens >= min_tokens:
+@dataclass
+class _Packer:
+    """Greedy passages from estimated counts, for one set of bounds."""
+
+    counter: TokenCounter
+    min_tokens: int
+    max_tokens: int
+    report: ChunkReport
+
+    def draft(self, source: str, paragraphs: list[tuple[list[Sentence], int]]) -> list[Passage]:
+        """End a passage at a scene break once long enough, else before the paragraph that does not fit,
+        else (still too short, or one huge paragraph) between sentences."""
+        passages: list[Passage] = []
+        current = Passage(source, self.counter.break_tokens)
+        for sentences, tokens in paragraphs:
+            new_scene = bool(current.sentences) and sentences[0].scene != current.sentences[-1].scene
+            if new_scene and current.tokens >= self.min_tokens:
+                passages.append(current)
+                current = Passage(source, current.break_tokens)
+            if current.tokens_with(sentences[0], tokens) <= self.max_tokens:
+                current.extend(sentences, _spread(tokens, sentences))
+            elif current.tokens >= self.min_tokens and tokens <= self.max_tokens:
+                passages.append(current)
+                current = Passage(source, current.break_tokens, list(sentences), _spread(tokens, sentences))
+            else:
+                current = self._cut_inside(source, sentences, current, passages)
+        if current.sentences:
             passages.append(current)
-            current = Passage(source)
-        elif current.units and current.tokens + tokens + int(unit.starts_paragraph) > max_tokens:
+        return self._merge_short(passages)
+
+    def _cut_inside(
+        self, source: str, sentences: list[Sentence], current: Passage, passages: list[Passage]
+    ) -> Passage:
+        """Add a paragraph sentence by sentence, ending passages between sentences as they fill."""
+        if current.tokens >= self.min_tokens:  # long enough already: start the paragraph afresh
             passages.append(current)
-            current = _carry_partial_paragraph(current, min_tokens)
-        current.add(unit, tokens)
-    if current.units:
-        passages.append(current)
-    return _merge_short(passages, min_tokens, max_tokens)
+            current = Passage(source, current.break_tokens)
+        for sentence, tokens in zip(sentences, self.counter.shares(sentences), strict=True):
+            if tokens > self.max_tokens:
+                self.report.too_long_sentences.append((source, sentence.text[:80]))
+                continue
+            if current.sentences and current.tokens_with(sentence, tokens) > self.max_tokens:
+                passages.append(current)
+                current = Passage(source, current.break_tokens)
+            current.add(sentence, tokens)
+        return current
+
+    def _merge_short(self, passages: list[Passage]) -> list[Passage]:
+        """Fix passages under the minimum: join a neighbour when both fit, else borrow sentences from one."""
+        index = 0
+        while index < len(passages):
+            passage = passages[index]
+            if passage.tokens >= self.min_tokens or len(passages) == 1:
+                index += 1
+                continue
+            previous = passages[index - 1] if index > 0 else None
+            following = passages[index + 1] if index + 1 < len(passages) else None
+            if previous and _joined_tokens(previous, passage) <= self.max_tokens:
+                previous.extend(passage.sentences, passage.counts)
+                passages.pop(index)
+            elif following and _joined_tokens(passage, following) <= self.max_tokens:
+                passage.extend(following.sentences, following.counts)
+                passages[index + 1] = passage
+                passages.pop(index)
+            else:
+                self._borrow(passage, previous, following)
+                index += 1
+        return passages
+
+    def _borrow(self, short: Passage, previous: Passage | None, following: Passage | None) -> None:
+        """Move whole sentences into a short passage from the end of the one before (or the start of the
+        next) while the lender stays at or above the minimum."""
+        for lender, from_start in ((previous, False), (following, True)):
+            if lender is None:
+                continue
+            lender.count_edge_exactly(from_start, self.counter)
+            while short.tokens < self.min_tokens and len(lender.sentences) > 1:
+                moved = lender.pop(from_start=from_start)
+                if lender.tokens < self.min_tokens:
+                    lender.add(*moved, at_start=from_start)
+                    break
+                short.add(*moved, at_start=not from_start)
+                if (moved[0] if not from_start else lender.sentences[0]).starts_paragraph:
+                    lender.count_edge_exactly(from_start, self.counter)
 
 
-def _carry_partial_paragraph(full: Passage, min_tokens: int) -> Passage:
-    """Start the next passage with the unfinished paragraph at the end of `full`, when `full` keeps
-    enough without it, so passages end between paragraphs where they can."""
-    carried = Passage(full.source)
-    starts = [index for index, unit in enumerate(full.units) if unit.starts_paragraph and index > 0]
-    if not starts:
-        return carried
-    keep = starts[-1]
-    if sum(full.counts[:keep]) < min_tokens:
-        return carried
-    while len(full.units) > keep:
-        carried.add(*full.pop(), at_start=True)
-    return carried
-
-
-def _merge_short(passages: list[Passage], min_tokens: int, max_tokens: int) -> list[Passage]:
-    """Fix passages under the minimum: join a neighbour when both fit, else borrow units from one."""
-    index = 0
-    while index < len(passages):
-        passage = passages[index]
-        if passage.tokens >= min_tokens or len(passages) == 1:
-            index += 1
-            continue
-        previous = passages[index - 1] if index > 0 else None
-        following = passages[index + 1] if index + 1 < len(passages) else None
-        neighbour = previous if previous and previous.tokens + passage.tokens + 1 <= max_tokens else None
-        neighbour = neighbour or (
-            following if following and following.tokens + passage.tokens + 1 <= max_tokens else None
-        )
-        if neighbour is previous and previous is not None:
-            for unit, tokens in zip(passage.units, passage.counts, strict=True):
-                previous.add(unit, tokens)
-            passages.pop(index)
-        elif neighbour is following and following is not None:
-            for unit, tokens in reversed(list(zip(passage.units, passage.counts, strict=True))):
-                following.add(unit, tokens, at_start=True)
-            passages.pop(index)
-        else:
-            _borrow(passage, previous, following, min_tokens)
-            index += 1
-    return passages
-
-
-def _borrow(short: Passage, previous: Passage | None, following: Passage | None, min_tokens: int) -> None:
-    """Move whole units into a short passage from the end of the one before (or the start of the next)
-    while the lender stays at or above the minimum."""
-    for lender, from_start in ((previous, False), (following, True)):
-        while lender and short.tokens < min_tokens and len(lender.units) > 1:
-            tokens = lender.counts[0 if from_start else -1]
-            if lender.tokens - tokens - 1 < min_tokens:
-                break
-            short.add(*lender.pop(from_start=from_start), at_start=not from_start)
+def _joined_tokens(first: Passage, second: Passage) -> int:
+    """The estimated count of two consecutive passages joined into one."""
+    return first.tokens_with(second.sentences[0], second.tokens)
 
 
 def _recount(passages: list[Passage], counter: TokenCounter, max_tokens: int) -> list[Passage]:
-    """Exact counts of the joined texts; a passage over the maximum is split in two at a unit boundary."""
+    """Exact counts of the joined texts; a passage over the maximum is split in two between sentences."""
     result: list[Passage] = []
     pending = list(passages)
     while pending:
@@ -270,14 +299,24 @@ def _recount(passages: list[Passage], counter: TokenCounter, max_tokens: int) ->
         retry = []
         for passage, tokens in zip(pending, counts, strict=True):
             passage.exact_tokens = tokens
-            if tokens <= max_tokens or len(passage.units) == 1:
+            if tokens <= max_tokens or len(passage.sentences) == 1:
                 result.append(passage)
             else:
-                middle = len(passage.units) // 2
+                middle = len(passage.sentences) // 2
                 retry += [
-                    Passage(passage.source, passage.units[:middle]),
-                    Passage(passage.source, passage.units[middle:]),
+                    Passage(
+                        passage.source,
+                        passage.break_tokens,
+                        passage.sentences[:middle],
+                        passage.counts[:middle],
+                    ),
+                    Passage(
+                        passage.source,
+                        passage.break_tokens,
+                        passage.sentences[middle:],
+                        passage.counts[middle:],
+                    ),
                 ]
         pending = retry
-    order = {id(unit): index for index, unit in enumerate(u for p in passages for u in p.units)}
-    return sorted(result, key=lambda passage: order[id(passage.units[0])])
+    order = {id(sentence): index for index, sentence in enumerate(s for p in passages for s in p.sentences)}
+    return sorted(result, key=lambda passage: order[id(passage.sentences[0])])

@@ -14,17 +14,28 @@ collapsed).
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
-from scifi_llm.lore.markdown import parse_front_matter
+from scifi_llm.lore.markdown import parse_front_matter, split_sentences
 from scifi_llm.textio import NotText, read_text
 
 WRITING_EXTENSIONS = (".txt", ".md", ".markdown", ".docx")
 DEFAULT_NOTE_PATTERNS = (r"^\s*(?:TODO|FIXME|XXX|NOTE TO SELF)\b",)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _INLINE_NOTE = re.compile(r"\[\[.*?\]\]", re.DOTALL)
+_SPACE_RUN = re.compile(r"[ \t]+")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
 _SCENE_BREAK = re.compile(r"^\s*(?:\*\s*\*\s*\*[\s*]*|-{3,}|_{3,}|#)\s*$")
+
+
+class Sentence(NamedTuple):
+    """One sentence of a manuscript, with its scene and whether it begins a paragraph."""
+
+    text: str
+    scene: int
+    starts_paragraph: bool
 
 
 @dataclass
@@ -33,6 +44,24 @@ class Manuscript:
 
     source: str
     scenes: list[list[str]]
+
+    @cached_property
+    def paragraphs(self) -> list[list[Sentence]]:
+        """Every paragraph as its sentences, split once and shared by the style profile, the prompts and
+        the chunker."""
+        return [
+            [
+                Sentence(sentence, scene_index, position == 0)
+                for position, sentence in enumerate(split_sentences(paragraph))
+            ]
+            for scene_index, scene in enumerate(self.scenes)
+            for paragraph in scene
+        ]
+
+    @cached_property
+    def sentences(self) -> list[Sentence]:
+        """Every sentence in order."""
+        return [sentence for paragraph in self.paragraphs for sentence in paragraph]
 
 
 @dataclass
@@ -124,7 +153,10 @@ def clean(text: str, notes: re.Pattern, report: ReadReport) -> list[list[str]]:
 
     def end_paragraph() -> None:
         if paragraph:
-            scenes[-1].append(re.sub(r"[ \t]+", " ", " ".join(paragraph)).strip())
+            joined = " ".join(paragraph)
+            if "  " in joined or "\t" in joined:
+                joined = _SPACE_RUN.sub(" ", joined)
+            scenes[-1].append(joined)
             paragraph.clear()
 
     for line in body.split("\n"):

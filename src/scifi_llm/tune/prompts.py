@@ -9,10 +9,10 @@ import hashlib
 import re
 from collections import Counter
 
-from scifi_llm.lore.entities import count_word_case, is_proper_word
-from scifi_llm.lore.markdown import split_sentences
+from scifi_llm.lore.entities import is_proper_word, word_case_counts
 
-_WORD = re.compile(r"[A-Za-z][a-z’']+")
+_CAPITALISED = re.compile(r"(?<![A-Za-z’'])[A-Z][a-z’']+")
+_LOWER_WORD = re.compile(r"(?<![A-Za-z’'])[a-z][a-z’']{4,}")
 _COMMON = frozenset(
     re.findall(
         r"\w+",
@@ -38,29 +38,32 @@ _WITHOUT_NAMES = (
 class HeuristicPrompts:
     """Writing requests from a passage's names and salient words, with names judged on the whole corpus."""
 
-    def __init__(self, corpus_paragraphs: list[str]) -> None:
-        counts: dict[str, Counter] = {}
-        for paragraph in corpus_paragraphs:
-            for sentence in split_sentences(paragraph):
-                count_word_case(sentence, counts)
-        self.word_case = {word: (c["mid"], c["initial"], c["lower"]) for word, c in counts.items()}
+    def __init__(self, corpus_sentences: list[str]) -> None:
+        word_case = word_case_counts(corpus_sentences)
+        self.names = frozenset(
+            word for word in word_case if word not in _COMMON and is_proper_word(word, word_case)
+        )
 
     def request(self, passage: str) -> str:
         """One writing request for the passage."""
-        words = [word[:-2] if word.endswith(("'s", "’s")) else word for word in _WORD.findall(passage)]
-        names = [word for word, _ in Counter(w for w in words if self._is_name(w)).most_common(2)]
+        capitalised = (_strip_possessive(word) for word in _CAPITALISED.findall(passage))
+        names = [
+            word for word, _ in Counter(w for w in capitalised if w.lower() in self.names).most_common(2)
+        ]
+        lower = (_strip_possessive(word) for word in _LOWER_WORD.findall(passage))
         subjects = Counter(
-            w
-            for w in words
-            if w.islower() and len(w) >= 5 and w not in _COMMON and not w.endswith(("ed", "ly", "ing"))
+            word
+            for word in lower
+            if len(word) >= 5 and word not in _COMMON and not word.endswith(("ed", "ly", "ing"))
         )
         subject = subjects.most_common(1)[0][0] if subjects else "moment"
         choice = int(hashlib.sha256(passage.encode()).hexdigest(), 16)
         templates = _WITH_NAMES if names else _WITHOUT_NAMES
         return templates[choice % len(templates)].format(names=" and ".join(names), subject=subject)
 
-    def _is_name(self, word: str) -> bool:
-        return word[0].isupper() and word.lower() not in _COMMON and is_proper_word(word, self.word_case)
+
+def _strip_possessive(word: str) -> str:
+    return word[:-2] if word.endswith(("'s", "’s")) else word
 
 
 BACK_TRANSLATION = (

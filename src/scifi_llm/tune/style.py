@@ -8,8 +8,6 @@ length. Simple counts, but stable and explainable: `style_profile.json` shows th
 import re
 from dataclasses import asdict, dataclass
 
-from scifi_llm.lore.markdown import split_sentences
-
 _QUOTED = re.compile(r"[\"“][^\"”]*[\"”]")
 _WORD = re.compile(r"[A-Za-z’']+")
 _FIRST = {"i", "me", "my", "mine", "myself", "we", "us", "our"}
@@ -43,17 +41,16 @@ class StyleProfile:
         return asdict(self) | {"system_prompt": self.system_prompt()}
 
 
-def profile(paragraphs: list[str]) -> StyleProfile:
-    """Measure the style of the given prose."""
-    text = "\n".join(paragraphs)
+def profile(sentences: list[str]) -> StyleProfile:
+    """Measure the style of the given prose, sentence by sentence."""
+    text = "\n".join(sentences)
     narration = _QUOTED.sub(" ", text)
     words = [word.lower() for word in _WORD.findall(narration)]
-    sentences = [s for paragraph in paragraphs for s in split_sentences(paragraph)]
-    mean_words = sum(len(_WORD.findall(s)) for s in sentences) / max(len(sentences), 1)
+    all_words = _WORD.findall(text)
+    mean_words = len(all_words) / max(len(sentences), 1)
     quoted = sum(len(match) for match in _QUOTED.findall(text))
     dialogue_share = quoted / max(len(text), 1)
-    all_words = _WORD.findall(text)
-    letters = sum(len(word) for word in all_words) / max(len(all_words), 1)
+    letters = sum(map(len, all_words)) / max(len(all_words), 1)
     first, third = (sum(word in group for word in words) for group in (_FIRST, _THIRD))
     past, present = (sum(word in group for word in words) for group in (_PAST, _PRESENT))
     return StyleProfile(
