@@ -20,6 +20,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setting up .venv (first run takes a few minutes)..." >&2
   install --upgrade pip
   install "torch==2.13.0"
-  install -e ".[dev]"
+  install -e ".[dev,train]"
   touch "$stamp"
 fi

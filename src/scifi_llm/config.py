@@ -256,14 +256,24 @@ WORKSPACE_FOLDERS = ("lore", "writing", "configs")
 
 def example_dir() -> Path:
     """The bundled example world: inside the installed package, or `examples/` of a source checkout."""
-    for candidate in (Path(__file__).parent / "examples", Path(__file__).parents[2] / "examples"):
-        if (candidate / "lore").is_dir():
+    return _bundled("examples", "the example world")
+
+
+def configs_dir() -> Path:
+    """The shipped training configs: inside the installed package, or `configs/` of a source checkout."""
+    return _bundled("configs", "the training configs")
+
+
+def _bundled(name: str, what: str) -> Path:
+    for candidate in (Path(__file__).parent / name, Path(__file__).parents[2] / name):
+        if candidate.is_dir():
             return candidate
-    raise UserError("the example world is not installed with this copy of scifi-llm")
+    raise UserError(f"this copy of scifi-llm is missing {what} (reinstall it)")
 
 
 def init_workspace(root: Path, with_example: bool = False) -> Workspace:
-    """Create a workspace in `root` (scifi-llm.toml, lore/, writing/, configs/); never overwrite one."""
+    """Create a workspace in `root` (scifi-llm.toml, lore/, writing/, configs/ with the training configs);
+    never overwrite one."""
     root = root.expanduser().resolve()
     if (root / CONFIG_NAME).exists():
         raise UserError(f"{root / CONFIG_NAME} already exists: this folder is already a workspace")
@@ -279,5 +289,8 @@ def init_workspace(root: Path, with_example: bool = False) -> Workspace:
         source = example_dir()
         for name in ("lore", "writing"):
             shutil.copytree(source / name, root / name, dirs_exist_ok=True)
+    for config in sorted(configs_dir().glob("*.yaml")):
+        if not (root / "configs" / config.name).exists():
+            shutil.copy2(config, root / "configs" / config.name)
     atomic_write_text(root / CONFIG_NAME, CONFIG_TEMPLATE)
     return Workspace(root, load_settings(root / CONFIG_NAME))

@@ -1,14 +1,17 @@
-"""`scifi-llm tune ...`: training data from the writer's prose (train, merge and compare come next)."""
+"""`scifi-llm tune ...`: training data from the writer's prose, and the adapter trained on it."""
 
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.progress import Progress, TextColumn
 from rich.table import Table
 
 from scifi_llm.cli.output import console, print_json, warn
 from scifi_llm.errors import UserError
+from scifi_llm.tune.axolotl import accelerate_command, axolotl_command, load_train_config, shell_line
 from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS
 from scifi_llm.tune.prepare import PrepareOptions, PrepareReport, prepare
 
@@ -87,3 +90,90 @@ def _print(report: PrepareReport, output: Path) -> None:
         warn(message)
     if report.note_lines_removed:
         console.print(f"  {report.note_lines_removed} note lines removed")
+
+
+@app.command("train")
+def train_command(
+    ctx: typer.Context,
+    config_path: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="e.g. configs/lora_style_transfer.yaml")
+    ],
+    engine: Annotated[str, typer.Option(help="trl (TRL + PEFT, built in) or axolotl.")] = "trl",
+    resume: Annotated[bool, typer.Option(help="Continue from the run's last checkpoint.")] = False,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config key: --set learning_rate=1e-4.")
+    ] = None,
+    gpus: Annotated[int, typer.Option(min=1, help="GPUs: more than 1 launches through accelerate.")] = 1,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the launch command instead (axolotl, --gpus).")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+) -> None:
+    """Train a LoRA/QLoRA adapter on data/processed/ with the config's settings (Axolotl's YAML keys).
+
+    Loss falls on your prose only (the assistant turns). Checkpoints, log.jsonl and the final adapter go
+    to the config's output_dir; after an interruption, --resume continues from the last checkpoint with
+    the same data order. QLoRA needs a CUDA GPU; the LoRA config also runs on a CPU (slowly).
+    """
+    if engine not in ("trl", "axolotl"):
+        raise UserError(f"--engine {engine!r}: choose trl or axolotl")
+    workspace = ctx.obj.open_workspace()
+    config_path = config_path if config_path.is_absolute() else Path.cwd() / config_path
+    config = load_train_config(config_path, overrides or [])
+    if engine == "axolotl" or gpus > 1:
+        command = (
+            axolotl_command(config_path, overrides or [])
+            if engine == "axolotl"
+            else accelerate_command(config, config_path, gpus, resume, overrides or [])
+        )
+        if dry_run and json_output:
+            print_json({"command": command})
+        elif dry_run:
+            console.print(escape(shell_line(command)), soft_wrap=True)
+        if dry_run:
+            return
+        raise typer.Exit(subprocess.run(command, cwd=workspace.root).returncode)
+    run = _train(config, workspace.root, resume, json_output)
+    if json_output:
+        print_json(run.to_dict())
+        return
+    console.print(
+        f"{run.steps} steps on {run.device}; loss {run.first_loss:.3f} -> {run.last_loss:.3f}"
+        + (f", validation loss {run.eval_loss:.3f}" if run.eval_loss is not None else "")
+    )
+    console.print(f"adapter: {escape(run.adapter_dir)}")
+    for note in run.notes:
+        warn(note)
+
+
+def _train(config, root: Path, resume: bool, quiet: bool):
+    try:
+        from scifi_llm.tune.train import train
+    except ImportError as exc:
+        raise UserError(
+            f"training needs the train extra ({exc.name} is missing): pip install 'scifi-llm[train]'"
+        ) from exc
+    if quiet:
+        return train(config, root, resume)
+    columns = (*Progress.get_default_columns(), TextColumn("{task.fields[numbers]}"))
+    bar = Progress(*columns, console=console)
+    task = bar.add_task("training", total=None, numbers="")
+
+    def report(step: int, total: int, latest: dict) -> None:
+        if not bar.live.is_started:  # on the first step, so a setup error prints alone
+            bar.start()
+        numbers = [f"loss {latest['loss']:.3f}"] if "loss" in latest else []
+        numbers += [f"{latest['tokens_per_second']:.0f} tok/s"] if "tokens_per_second" in latest else []
+        numbers += [f"{_peak_vram_gb():.1f} GB VRAM"] if _peak_vram_gb() else []
+        bar.update(task, completed=step, total=total, numbers=" · ".join(numbers))
+
+    try:
+        return train(config, root, resume, report)
+    finally:
+        bar.stop()
+
+
+def _peak_vram_gb() -> float:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0

@@ -1,0 +1,180 @@
+"""The training config: Axolotl's YAML schema, read strictly, and the commands that run it elsewhere.
+
+Our configs are Axolotl configs, so a writer who outgrows `scifi-llm tune train` can hand the same file
+to `axolotl train`. We read the subset that LoRA/QLoRA style transfer needs and refuse any other key by
+name, rather than silently training with a setting we do not honour.
+"""
+
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scifi_llm.errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetSpec(_Strict):
+    """One `datasets:` entry: a JSONL file of `{"messages": [...]}` lines, trained on assistant turns."""
+
+    path: str
+    ds_type: Literal["json"] = "json"
+    type: Literal["chat_template"] = "chat_template"
+    field_messages: Literal["messages"] = "messages"
+    roles_to_train: list[Literal["assistant"]] = ["assistant"]
+    split: str | None = None
+
+
+class BnbConfig(_Strict):
+    """4-bit quantisation of the base (QLoRA): NF4 with double quantisation."""
+
+    bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
+    bnb_4bit_use_double_quant: bool = True
+
+
+class TrainConfig(_Strict):
+    """A LoRA/QLoRA supervised fine-tuning run, in Axolotl's key names."""
+
+    base_model: str
+    adapter: Literal["lora", "qlora"]
+    load_in_4bit: bool = False
+    load_in_8bit: Literal[False] = False
+    bnb_config_kwargs: BnbConfig = BnbConfig()
+    strict: bool = False
+    chat_template: Literal["tokenizer_default", "llama3"] = "tokenizer_default"
+
+    lora_r: int = Field(64, ge=1)
+    lora_alpha: float = Field(128, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_target_linear: bool = True
+    lora_target_modules: list[str] | None = None
+    peft_use_rslora: bool = False
+    peft_use_dora: bool = False
+
+    datasets: list[DatasetSpec] = Field(min_length=1)
+    test_datasets: list[DatasetSpec] = []
+    dataset_prepared_path: str | None = None
+    train_on_inputs: Literal[False] = False
+    sequence_len: int = Field(2048, ge=16)
+    sample_packing: bool = False
+    eval_sample_packing: bool = False
+    pad_to_sequence_len: bool = False
+
+    output_dir: str
+    num_epochs: float = Field(3, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    micro_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(4, ge=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    optimizer: Literal["adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "adamw_bnb_8bit"] = (
+        "adamw_torch"
+    )
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    seed: int = 42
+
+    bf16: bool | Literal["auto"] = "auto"
+    fp16: bool = False
+    tf32: bool = False
+    gradient_checkpointing: bool = False
+    flash_attention: bool = False
+    sdp_attention: bool = False
+
+    logging_steps: int = Field(1, ge=1)
+    eval_steps: int | None = Field(None, ge=1)
+    save_steps: int | None = Field(None, ge=1)
+    save_total_limit: int | None = Field(None, ge=1)
+
+    plugins: list[Literal["axolotl.integrations.liger.LigerPlugin"]] = []
+    liger_rope: bool = False
+    liger_rms_norm: bool = False
+    liger_glu_activation: bool = False
+    liger_fused_linear_cross_entropy: bool = False
+
+    deepspeed: str | None = None
+    fsdp: list[str] | None = None
+    fsdp_config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TrainConfig":
+        if (self.adapter == "qlora") != self.load_in_4bit:
+            raise ValueError("adapter: qlora goes with load_in_4bit: true (and lora with false)")
+        if not self.lora_target_linear and not self.lora_target_modules:
+            raise ValueError("set lora_target_linear: true or list lora_target_modules")
+        return self
+
+    @property
+    def liger(self) -> bool:
+        """Whether the config asks for Liger kernels."""
+        return bool(self.plugins) and (self.liger_rms_norm or self.liger_glu_activation or self.liger_rope)
+
+
+def load_train_config(path: Path, overrides: list[str] = ()) -> TrainConfig:
+    """Read and validate a training config; `overrides` are `key=value` (YAML values) applied on top."""
+    if not path.is_file():
+        raise UserError(f"training config {path} does not exist (the shipped ones are in configs/)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of settings")
+    for override in overrides:
+        key, separator, value = override.partition("=")
+        if not separator or not key.strip():
+            raise UserError(f"--set {override!r}: write key=value, e.g. --set learning_rate=1e-4")
+        raw[key.strip()] = yaml.safe_load(value)
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {_first_problem(exc)}") from exc
+
+
+def _first_problem(exc: ValidationError) -> str:
+    problem = exc.errors()[0]
+    where = ".".join(str(part) for part in problem["loc"])
+    if problem["type"] == "extra_forbidden":
+        return f"unknown key {where!r}: scifi-llm does not train with it (remove it, or use --engine axolotl)"
+    return f"{where}: {problem['msg']}" if where else problem["msg"]
+
+
+def axolotl_command(config_path: Path, overrides: list[str] = ()) -> list[str]:
+    """`axolotl train CONFIG --key=value ...`, or a clear error when Axolotl is not installed."""
+    if shutil.which("axolotl") is None:
+        raise UserError(
+            "Axolotl is not installed: pip install axolotl (see docs.axolotl.ai for CUDA builds), "
+            "or train with the default --engine trl"
+        )
+    return ["axolotl", "train", str(config_path), *(f"--{override}" for override in overrides)]
+
+
+def accelerate_command(
+    config: TrainConfig, config_path: Path, gpus: int, resume: bool, overrides: list[str]
+) -> list[str]:
+    """The same `tune train` run on several GPUs through `accelerate launch` (data parallel; DeepSpeed or
+    FSDP when the config names them)."""
+    command = ["accelerate", "launch", "--num_processes", str(gpus)]
+    if config.deepspeed:
+        command += ["--use_deepspeed", "--deepspeed_config_file", config.deepspeed]
+    elif config.fsdp:
+        command += ["--use_fsdp"]
+    else:
+        command += ["--multi_gpu"]
+    command += ["-m", "scifi_llm", "tune", "train", str(config_path)]
+    command += ["--resume"] if resume else []
+    for override in overrides:
+        command += ["--set", override]
+    return command
+
+
+def shell_line(command: list[str]) -> str:
+    """A command as one copy-pasteable shell line."""
+    return shlex.join(command)

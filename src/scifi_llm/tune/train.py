@@ -1,0 +1,347 @@
+"""`tune train`: a LoRA/QLoRA adapter on the writer's prose with TRL's SFTTrainer and PEFT.
+
+Reads top to bottom: `setup` (data, model, adapter, trainer), `train` (resuming from the last checkpoint
+when asked, with the same data order), `save` (the adapter, written atomically). Each example is trained
+as prompt (system + request) and completion (the writer's passage), so the loss falls on the author's
+prose only, whatever the base model's chat template. Loss, learning rate and throughput go to
+`<output_dir>/log.jsonl`, one line per logging step.
+"""
+
+import importlib.util
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Dataset, disable_progress_bars
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, TrainerCallback
+from transformers.trainer_callback import PrinterCallback
+from trl import SFTConfig, SFTTrainer
+
+from scifi_llm.errors import UserError
+from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.tune.axolotl import TrainConfig
+
+ADAPTER_FOLDER = "adapter"
+LOG_NAME = "log.jsonl"
+Progress = Callable[[int, int, dict], None]  # (step, total steps, latest numbers)
+
+
+@dataclass
+class TrainRun:
+    """What a training run did."""
+
+    run_dir: str
+    adapter_dir: str
+    steps: int
+    resumed_from: str | None
+    first_loss: float | None
+    last_loss: float | None
+    eval_loss: float | None
+    tokens_per_second: float | None
+    peak_vram_gb: float | None
+    device: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def train(
+    config: TrainConfig, root: Path, resume: bool = False, progress: Progress | None = None
+) -> TrainRun:
+    """Train the adapter the config describes; paths in it are relative to the workspace `root`."""
+    run_dir = root / config.output_dir
+    checkpoint = _resume_point(run_dir, resume)
+    notes: list[str] = []
+    trainer = setup(config, root, run_dir, notes, progress)
+
+    started = time.monotonic()
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except torch.OutOfMemoryError as exc:
+        raise UserError(
+            "out of GPU memory: lower micro_batch_size (e.g. --set micro_batch_size=2) and raise "
+            "gradient_accumulation_steps to keep the effective batch, or lower lora_r (e.g. 32)"
+        ) from exc
+    return save(trainer, run_dir, checkpoint, time.monotonic() - started, notes)
+
+
+def setup(config: TrainConfig, root: Path, run_dir: Path, notes: list[str], progress: Progress | None):
+    """The SFTTrainer for this config: data, base model (4-bit for QLoRA), LoRA adapter, arguments."""
+
+    cuda = torch.cuda.is_available()
+    if config.load_in_4bit and not cuda:
+        raise UserError(
+            "QLoRA (load_in_4bit) needs a CUDA GPU for bitsandbytes; on this machine train with "
+            "configs/lora_style_transfer.yaml (LoRA in full precision)"
+        )
+    train_data = _dataset([root / spec.path for spec in config.datasets])
+    eval_data = (
+        _dataset([root / spec.path for spec in config.test_datasets]) if config.test_datasets else None
+    )
+    bf16 = cuda and torch.cuda.is_bf16_supported() if config.bf16 == "auto" else config.bf16
+    attention = _attention(config, cuda)
+    packing = config.sample_packing and attention == "flash_attention_2"
+    if config.sample_packing and not packing:
+        notes.append("sample_packing needs flash attention (flash-attn on CUDA): batches are padded instead")
+    liger = config.liger and cuda and importlib.util.find_spec("liger_kernel") is not None
+    if config.liger and not liger:
+        notes.append("Liger kernels asked for but not available here (CUDA and liger-kernel): not used")
+    tokenizer = _tokenizer(_model_path(config.base_model, root))
+    model = _base_model(config, root, bf16, attention)
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear" if config.lora_target_linear else config.lora_target_modules,
+        use_rslora=config.peft_use_rslora,
+        use_dora=config.peft_use_dora,
+        task_type="CAUSAL_LM",
+    )
+    evaluate = eval_data is not None
+    arguments = SFTConfig(
+        output_dir=str(run_dir),
+        num_train_epochs=config.num_epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.micro_batch_size,
+        per_device_eval_batch_size=config.micro_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        optim=config.optimizer,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        seed=config.seed,
+        data_seed=config.seed,
+        max_length=config.sequence_len,
+        packing=packing,
+        padding_free=packing,
+        completion_only_loss=True,
+        bf16=bf16,
+        fp16=config.fp16 and cuda,
+        tf32=config.tf32 and cuda,
+        activation_checkpointing=config.gradient_checkpointing,
+        use_liger_kernel=liger,
+        use_cpu=not cuda,
+        logging_steps=config.logging_steps,
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=config.eval_steps or config.save_steps or 50,
+        save_strategy="steps",
+        save_steps=config.save_steps or 50,
+        save_total_limit=config.save_total_limit,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,
+        dataset_num_proc=1,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=arguments,
+        train_dataset=train_data,
+        eval_dataset=eval_data,
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[_Log(run_dir / LOG_NAME, progress)],
+    )
+    trainer.remove_callback(PrinterCallback)  # our log and progress bar say it once, in our words
+    return trainer
+
+
+def save(trainer, run_dir: Path, checkpoint: Path | None, seconds: float, notes: list[str]) -> TrainRun:
+    """Write the final adapter to `<run>/adapter` (through a temporary folder) and sum up the run."""
+
+    adapter_dir = run_dir / ADAPTER_FOLDER
+    staging = run_dir / f".{ADAPTER_FOLDER}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    staging.rename(adapter_dir)
+    entries = read_log(run_dir / LOG_NAME)
+    losses = [entry["loss"] for entry in entries if "loss" in entry]
+    evals = [entry["eval_loss"] for entry in entries if "eval_loss" in entry]
+    speeds = [entry["tokens_per_second"] for entry in entries if entry.get("tokens_per_second")]
+    cuda = torch.cuda.is_available()
+    return TrainRun(
+        run_dir=str(run_dir),
+        adapter_dir=str(adapter_dir),
+        steps=trainer.state.global_step,
+        resumed_from=str(checkpoint) if checkpoint else None,
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        eval_loss=evals[-1] if evals else None,
+        tokens_per_second=round(sum(speeds) / len(speeds), 1) if speeds else None,
+        peak_vram_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        device=torch.cuda.get_device_name(0) if cuda else "cpu",
+        notes=notes,
+    )
+
+
+def load_examples(path: Path) -> list[dict]:
+    """The examples of a training JSONL as prompt (system + request) and completion (the passage);
+    a clear error names the file and line of anything malformed."""
+    if not path.is_file():
+        raise UserError(f"training data {path} does not exist: run `scifi-llm tune prepare` first")
+    examples = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        examples.append(_example(line, f"{path}:{number}"))
+    if not examples:
+        raise UserError(f"{path} holds no examples: run `scifi-llm tune prepare` on your writing")
+    return examples
+
+
+def _example(line: str, where: str) -> dict:
+    try:
+        messages = json.loads(line)["messages"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f'{where}: not a JSON object with "messages" ({type(exc).__name__})') from exc
+    if (
+        not isinstance(messages, list)
+        or len(messages) < 2
+        or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
+    ):
+        raise UserError(f'{where}: "messages" must be a list of {{"role", "content"}} objects')
+    if messages[-1].get("role") != "assistant" or not messages[-1]["content"].strip():
+        raise UserError(f"{where}: the last message must be the assistant's passage")
+    clean = [{"role": m.get("role"), "content": m["content"]} for m in messages]
+    return {"prompt": clean[:-1], "completion": clean[-1:]}
+
+
+def read_log(path: Path) -> list[dict]:
+    """The run's log entries, oldest first."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete `checkpoint-N` folder of a run: the trainer writes its state file last, so a
+    checkpoint cut short by a crash has none (or a broken one) and is passed over."""
+    complete = [
+        path for path in run_dir.glob("checkpoint-*") if _step(path) is not None and _readable_state(path)
+    ]
+    return max(complete, key=_step, default=None)
+
+
+def _step(checkpoint: Path) -> int | None:
+    number = checkpoint.name.removeprefix("checkpoint-")
+    return int(number) if number.isdigit() else None
+
+
+def _readable_state(checkpoint: Path) -> bool:
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _resume_point(run_dir: Path, resume: bool) -> Path | None:
+    """The checkpoint to continue from; the log is cut back to it, so the loss curve continues."""
+    checkpoint = last_checkpoint(run_dir)
+    if not resume:
+        if checkpoint is not None:
+            raise UserError(
+                f"{run_dir} already has {checkpoint.name}: pass --resume to continue it, or set another "
+                "output_dir (e.g. --set output_dir=checkpoints/run-2)"
+            )
+        (run_dir / LOG_NAME).unlink(missing_ok=True)
+        return None
+    if checkpoint is None:
+        raise UserError(f"nothing to resume in {run_dir}: no checkpoint-N folder with its trainer state")
+    kept = [entry for entry in read_log(run_dir / LOG_NAME) if entry["step"] <= _step(checkpoint)]
+    atomic_write_text(run_dir / LOG_NAME, "".join(json.dumps(entry) + "\n" for entry in kept))
+    return checkpoint
+
+
+def _dataset(paths: list[Path]):
+    disable_progress_bars()  # one bar for the run, not one per preprocessing pass
+
+    return Dataset.from_list([example for path in paths for example in load_examples(path)])
+
+
+def _model_path(name: str, root: Path) -> str:
+    """A local folder (relative to the workspace or absolute) as a path; anything else as a hub name."""
+    local = (root / name).expanduser()
+    return str(local) if local.is_dir() else name
+
+
+def _tokenizer(name: str):
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        raise UserError(_missing_model(name)) from exc
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _base_model(config: TrainConfig, root: Path, bf16: bool, attention: str):
+
+    options: dict = {"dtype": torch.bfloat16 if bf16 else torch.float32, "attn_implementation": attention}
+    if config.load_in_4bit:
+        options["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=config.bnb_config_kwargs.bnb_4bit_quant_type,
+            bnb_4bit_use_double_quant=config.bnb_config_kwargs.bnb_4bit_use_double_quant,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    name = _model_path(config.base_model, root)
+    try:
+        return AutoModelForCausalLM.from_pretrained(name, **options)
+    except (OSError, ValueError) as exc:
+        if "bitsandbytes" in str(exc):
+            raise UserError("QLoRA needs bitsandbytes: pip install 'scifi-llm[train]' bitsandbytes") from exc
+        raise UserError(_missing_model(name)) from exc
+
+
+def _missing_model(name: str) -> str:
+    return (
+        f"base model {name} is not available here: download it first (hf download {name}) or set "
+        "base_model to a local model folder"
+    )
+
+
+def _attention(config: TrainConfig, cuda: bool) -> str:
+    """flash_attention_2 where asked and installed on CUDA (it allows packing); else PyTorch's SDPA."""
+    if config.flash_attention and cuda and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
+
+
+class _Log(TrainerCallback):
+    """Appends each logging step to log.jsonl (with tokens/s) and reports progress."""
+
+    def __init__(self, path: Path, progress: Progress | None) -> None:
+        self.path = path
+        self.progress = progress
+        self._last = (time.monotonic(), 0)
+        self._latest: dict = {}
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        now, tokens = time.monotonic(), state.num_input_tokens_seen
+        entry = {"step": state.global_step, "epoch": round(state.epoch or 0, 4)}
+        entry |= {key: value for key, value in (logs or {}).items() if isinstance(value, int | float)}
+        if "loss" in entry and tokens > self._last[1] and now > self._last[0]:
+            entry["tokens_per_second"] = round((tokens - self._last[1]) / (now - self._last[0]), 1)
+            self._last = (now, tokens)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        self._latest |= entry
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last = (time.monotonic(), state.num_input_tokens_seen)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress(state.global_step, state.max_steps, self._latest)
