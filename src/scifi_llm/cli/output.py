@@ -2,9 +2,12 @@
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, TextColumn
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -19,3 +22,22 @@ def print_json(value: object) -> None:
 def warn(message: str) -> None:
     """A one-line warning on stderr."""
     err_console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(description: str, disable: bool = False) -> Iterator[Callable[..., None]]:
+    """A Rich progress bar that appears at its first update, so an error found before any work prints
+    alone. Yields `update(completed, total, note="")`; the note shows after the bar."""
+    bar = Progress(*Progress.get_default_columns(), TextColumn("{task.fields[note]}"), console=console)
+    task = bar.add_task(description, total=None, note="")
+
+    def update(completed: int, total: int | None, note: str = "") -> None:
+        if not disable and not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=completed, total=total, note=note)
+
+    try:
+        yield update
+    finally:
+        if bar.live.is_started:
+            bar.stop()

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, TextColumn
 from rich.table import Table
 
-from scifi_llm.cli.output import console, print_json, warn
+from scifi_llm.cli.output import console, print_json, progress_bar, warn
 from scifi_llm.errors import UserError
 from scifi_llm.tune.axolotl import accelerate_command, axolotl_command, load_train_config, shell_line
 from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS
@@ -155,25 +154,57 @@ def _train(config, root: Path, resume: bool, quiet: bool):
         ) from exc
     if quiet:
         return train(config, root, resume)
-    columns = (*Progress.get_default_columns(), TextColumn("{task.fields[numbers]}"))
-    bar = Progress(*columns, console=console)
-    task = bar.add_task("training", total=None, numbers="")
+    with progress_bar("training") as update:
 
-    def report(step: int, total: int, latest: dict) -> None:
-        if not bar.live.is_started:  # on the first step, so a setup error prints alone
-            bar.start()
-        numbers = [f"loss {latest['loss']:.3f}"] if "loss" in latest else []
-        numbers += [f"{latest['tokens_per_second']:.0f} tok/s"] if "tokens_per_second" in latest else []
-        numbers += [f"{_peak_vram_gb():.1f} GB VRAM"] if _peak_vram_gb() else []
-        bar.update(task, completed=step, total=total, numbers=" · ".join(numbers))
+        def report(step: int, total: int, latest: dict) -> None:
+            numbers = [f"loss {latest['loss']:.3f}"] if "loss" in latest else []
+            numbers += [f"{latest['tokens_per_second']:.0f} tok/s"] if "tokens_per_second" in latest else []
+            numbers += [f"{_peak_vram_gb():.1f} GB VRAM"] if _peak_vram_gb() else []
+            update(step, total, " · ".join(numbers))
 
-    try:
         return train(config, root, resume, report)
-    finally:
-        bar.stop()
 
 
 def _peak_vram_gb() -> float:
     import torch
 
     return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+
+
+@app.command("merge")
+def merge_command(
+    ctx: typer.Context,
+    adapter: Annotated[Path, typer.Argument(help="checkpoints/<run>/adapter or .../checkpoint-N")],
+    output: Annotated[Path, typer.Option(help="The merged model folder, e.g. merged_models/my-style.")],
+    base: Annotated[str | None, typer.Option(help="Base model (default: the adapter's own).")] = None,
+    dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp32.")] = "bf16",
+    verify: Annotated[
+        bool, typer.Option(help="Compare a sample with PEFT's merge (loads the whole base).")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Fold the adapter into the base model, shard by shard, into a folder vLLM and transformers serve.
+
+    Holds about one shard in memory, never the whole model. The output appears only when complete.
+    Serve it with `scifi-llm serve DIR`, or skip merging: `scifi-llm serve BASE --lora name=ADAPTER`.
+    """
+    from scifi_llm.tune.merge import merge
+    from scifi_llm.tune.merge import verify as verify_merge
+
+    ctx.obj.open_workspace()
+    with progress_bar("merging shards", disable=json_output) as update:
+        report = merge(adapter, output, base, dtype, update)
+    if verify:
+        report.verify_max_abs_diff, report.verified_tensors = verify_merge(adapter, output, base)
+    if json_output:
+        print_json(report.to_dict())
+        return
+    console.print(
+        f"merged {report.merged_weights} weights (scale {report.scale:g}) over {report.shards} shards "
+        f"into {escape(report.output)} ({report.dtype}, {report.seconds} s)"
+    )
+    if report.verify_max_abs_diff is not None:
+        console.print(
+            f"checked {report.verified_tensors} weights against PEFT's merge: largest difference "
+            f"{report.verify_max_abs_diff:.2e}"
+        )

@@ -1,0 +1,287 @@
+"""`tune merge`: fold a LoRA adapter into its base model, shard by shard, into a folder vLLM can serve.
+
+PEFT's `merge_and_unload` loads the whole base (16 GB for an 8B model in bf16). Here each safetensors
+shard of the base is read, every targeted weight gets `scale * B @ A` added in float32 and is cast to the
+output dtype, and the shard is written before the next is read: the peak is about one shard. The output
+is built in a hidden folder beside the target and renamed into place at the end, so a crash never leaves
+a folder that looks complete; a re-run starts clean.
+"""
+
+import json
+import math
+import re
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import safetensors
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from scifi_llm.errors import UserError
+from scifi_llm.fsutil import atomic_write_text
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+_WEIGHT_INDEX = "model.safetensors.index.json"
+_SERVING_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+)
+# Adapter features whose weights are not a plain `scale * B @ A` on a linear layer.
+_UNSUPPORTED = {
+    "use_dora": "DoRA rescales each weight's norm",
+    "modules_to_save": "it replaces whole modules",
+    "lora_bias": "it trains biases",
+    "layer_replication": "it duplicates layers",
+    "trainable_token_indices": "it trains embedding rows",
+    "use_qalora": "QA-LoRA pools the input",
+    "target_parameters": "it targets raw parameters",
+}
+Progress = Callable[[int, int], None]  # (shards done, shards in all)
+
+
+@dataclass
+class MergeReport:
+    """What the merge did."""
+
+    output: str
+    base: str
+    shards: int
+    merged_weights: int
+    scale: float
+    dtype: str
+    seconds: float
+    verify_max_abs_diff: float | None = None
+    verified_tensors: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Delta:
+    """One targeted weight's low-rank update."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    scale: float
+    transpose: bool
+
+    def weight(self) -> torch.Tensor:
+        delta = self.b.float() @ self.a.float()
+        return (delta.T if self.transpose else delta) * self.scale
+
+
+def merge(
+    adapter_dir: Path,
+    output: Path,
+    base: str | None = None,
+    dtype: str = "bf16",
+    progress: Progress | None = None,
+) -> MergeReport:
+    """Merge the adapter into the base (the adapter's own base unless `base` names another)."""
+    if dtype not in DTYPES:
+        raise UserError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
+    settings = _adapter_settings(adapter_dir)
+    base_dir = resolve_model(base or settings["base_model_name_or_path"])
+    if output.exists():
+        raise UserError(f"{output} already exists: remove it or choose another --output")
+    deltas = _deltas(adapter_dir, settings)
+    staging = output.parent / f".{output.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)  # what a crashed run left behind
+    staging.mkdir(parents=True)
+    started = time.monotonic()
+    try:
+        shards = _merge_shards(base_dir, staging, deltas, DTYPES[dtype], progress)
+        _copy_serving_files(base_dir, staging, dtype)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    staging.rename(output)
+    return MergeReport(
+        output=str(output),
+        base=str(base_dir),
+        shards=shards,
+        merged_weights=len(deltas),
+        scale=_scale(settings, _rank(settings, deltas)),
+        dtype=dtype,
+        seconds=round(time.monotonic() - started, 2),
+    )
+
+
+def resolve_model(name: str) -> Path:
+    """A model folder: a local path, or the local copy of a hub model (nothing is downloaded)."""
+    local = Path(name).expanduser()
+    if local.is_dir():
+        return local.resolve()
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception as exc:  # the hub client raises several types for a model that is not cached
+        raise UserError(
+            f"base model {name} is not available here: download it first (hf download {name}) or pass "
+            "--base with a local model folder"
+        ) from exc
+
+
+def _adapter_settings(adapter_dir: Path) -> dict:
+    path = adapter_dir / "adapter_config.json"
+    if not adapter_dir.is_dir():
+        raise UserError(f"adapter folder {adapter_dir} does not exist")
+    if not path.is_file():
+        raise UserError(f"{adapter_dir} is not a LoRA adapter folder (no adapter_config.json)")
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    if settings.get("peft_type", "LORA") != "LORA":
+        raise UserError(f"{path}: peft_type {settings.get('peft_type')} cannot be merged, only LORA")
+    for key, reason in _UNSUPPORTED.items():
+        if settings.get(key):
+            raise UserError(f"{path}: {key} is set and cannot be merged shard by shard ({reason})")
+    return settings
+
+
+def _deltas(adapter_dir: Path, settings: dict) -> dict[str, _Delta]:
+    """The update of each targeted base weight, by the weight's name in the base checkpoint."""
+    path = adapter_dir / "adapter_model.safetensors"
+    if not path.is_file():
+        raise UserError(f"{adapter_dir} has no adapter_model.safetensors")
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    with safe_open(str(path), framework="pt") as weights:
+        for key in weights.keys():  # noqa: SIM118 (safe_open is not a dict)
+            match = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])(?:\.default)?\.weight", key)
+            if match is None:
+                raise UserError(f"{path}: {key} is not a LoRA A/B weight of a linear layer; cannot merge it")
+            pairs.setdefault(match[1], {})[match[2]] = weights.get_tensor(key)
+    deltas = {}
+    for module, pair in pairs.items():
+        if set(pair) != {"A", "B"}:
+            raise UserError(f"{path}: {module} has only lora_{''.join(pair)}")
+        rank = pair["A"].shape[0]
+        scale = _scale(settings, rank, module)
+        deltas[f"{module}.weight"] = _Delta(pair["A"], pair["B"], scale, bool(settings.get("fan_in_fan_out")))
+    return deltas
+
+
+def _scale(settings: dict, rank: int, module: str = "") -> float:
+    """alpha / r, or alpha / sqrt(r) with rsLoRA; per-module alpha from alpha_pattern where it matches."""
+    alpha = settings["lora_alpha"]
+    for pattern, value in (settings.get("alpha_pattern") or {}).items():
+        if re.fullmatch(rf"(.*\.)?{pattern}", module):
+            alpha = value
+    return alpha / (math.sqrt(rank) if settings.get("use_rslora") else rank)
+
+
+def _rank(settings: dict, deltas: dict[str, _Delta]) -> int:
+    return next(iter(deltas.values())).a.shape[0] if deltas else settings["r"]
+
+
+def _shard_names(base_dir: Path) -> list[str]:
+    index = base_dir / _WEIGHT_INDEX
+    if index.is_file():
+        return sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    if (base_dir / "model.safetensors").is_file():
+        return ["model.safetensors"]
+    raise UserError(f"{base_dir} has no safetensors weights (model.safetensors or {_WEIGHT_INDEX})")
+
+
+def _merge_shards(
+    base_dir: Path, staging: Path, deltas: dict[str, _Delta], dtype: torch.dtype, progress: Progress | None
+) -> int:
+    """Merge and write each shard in turn; every adapter weight must find its base weight."""
+    names = _shard_names(base_dir)
+    weight_map: dict[str, str] = {}
+    total_size = 0
+    applied: set[str] = set()
+    for done, name in enumerate(names):
+        try:
+            tensors = _merged_shard(base_dir / name, deltas, dtype, applied)
+        except (OSError, safetensors.SafetensorError) as exc:
+            raise UserError(
+                f"{base_dir / name}: cannot read this shard ({exc}); download the base again"
+            ) from exc
+        weight_map |= dict.fromkeys(tensors, name)
+        total_size += sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
+        save_file(tensors, str(staging / name), metadata={"format": "pt"})
+        del tensors
+        if progress is not None:
+            progress(done + 1, len(names))
+    missing = sorted(set(deltas) - applied)
+    if missing:
+        raise UserError(
+            f"the adapter targets weights the base does not have (e.g. {missing[0]}): wrong --base?"
+        )
+    if len(names) > 1:
+        index = {"metadata": {"total_size": total_size}, "weight_map": dict(sorted(weight_map.items()))}
+        atomic_write_text(staging / _WEIGHT_INDEX, json.dumps(index, indent=2) + "\n")
+    return len(names)
+
+
+def _merged_shard(
+    path: Path, deltas: dict[str, _Delta], dtype: torch.dtype, applied: set[str]
+) -> dict[str, torch.Tensor]:
+    """One shard's tensors with their updates added (in float32) and cast to the output dtype."""
+    tensors = {}
+    with safe_open(str(path), framework="pt") as shard:
+        for key in shard.keys():  # noqa: SIM118 (safe_open is not a dict)
+            tensor = shard.get_tensor(key)
+            if key in deltas:
+                tensor = tensor.float() + deltas[key].weight()
+                applied.add(key)
+            tensors[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    return tensors
+
+
+def _copy_serving_files(base_dir: Path, staging: Path, dtype: str) -> None:
+    """Config, generation config, tokenizer and chat template; config.json says the new dtype."""
+    for name in _SERVING_FILES:
+        if (base_dir / name).is_file():
+            shutil.copy2(base_dir / name, staging / name)
+    config = json.loads((staging / "config.json").read_text(encoding="utf-8"))
+    torch_name = str(DTYPES[dtype]).removeprefix("torch.")
+    config["dtype" if "dtype" in config else "torch_dtype"] = torch_name
+    atomic_write_text(staging / "config.json", json.dumps(config, indent=2) + "\n")
+
+
+def verify(
+    adapter_dir: Path, merged_dir: Path, base: str | None = None, sample: int = 8
+) -> tuple[float, int]:
+    """Compare a sample of merged weights with PEFT's own `merge_and_unload` (which loads the whole base):
+    the largest absolute difference, and how many weights were compared."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    settings = _adapter_settings(adapter_dir)
+    base_dir = resolve_model(base or settings["base_model_name_or_path"])
+    with warnings.catch_warnings():  # PEFT's deprecation notices are not the writer's concern
+        warnings.simplefilter("ignore", FutureWarning)
+        reference = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        reference = PeftModel.from_pretrained(reference, str(adapter_dir)).merge_and_unload()
+    expected = reference.state_dict()
+    names = sorted(_deltas(adapter_dir, settings))
+    chosen = names[:: max(1, len(names) // sample)][:sample]
+    worst = 0.0
+    for name in chosen:
+        merged = _read_tensor(merged_dir, name).float()
+        worst = max(worst, (merged - expected[name].float()).abs().max().item())
+    return worst, len(chosen)
+
+
+def _read_tensor(model_dir: Path, name: str) -> torch.Tensor:
+    for shard in _shard_names(model_dir):
+        with safe_open(str(model_dir / shard), framework="pt") as weights:
+            if name in weights.keys():  # noqa: SIM118 (safe_open is not a dict)
+                return weights.get_tensor(name)
+    raise KeyError(name)
