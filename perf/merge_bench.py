@@ -2,8 +2,9 @@
 
 The base is a synthetic Llama of about 2 GB in bf16 (20 layers, hidden 2048), written in 500 MB
 safetensors shards; the adapter is a rank-16 LoRA on every linear layer with random A and B. Each merge
-runs in its own child process, which reports its own peak RSS; the base files are read once first, so
-both start from a warm page cache. Then the two outputs are compared tensor by tensor.
+runs in its own child process, which reports its own peak resident memory (VmHWM: unlike ru_maxrss it
+does not inherit the parent's peak across exec); the base files are read once first, so both start from
+a warm page cache. Then the two outputs are compared tensor by tensor.
 
     python perf/merge_bench.py            # about 3 minutes, 6 GB of scratch disk
 
@@ -32,16 +33,16 @@ RANK, ALPHA = 16, 32
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 OURS = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from scifi_llm.tune.merge import merge
 started = time.monotonic()
 merge(Path(sys.argv[1]), Path(sys.argv[2]), base=sys.argv[3])
-print(json.dumps({"seconds": time.monotonic() - started,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": time.monotonic() - started, "peak_rss_mb": peak_kb / 1024}))
 """
 PEFT = """
-import json, resource, sys, time
+import json, sys, time
 import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
@@ -49,8 +50,8 @@ started = time.monotonic()
 model = AutoModelForCausalLM.from_pretrained(sys.argv[3], dtype=torch.bfloat16)
 model = PeftModel.from_pretrained(model, sys.argv[1]).merge_and_unload()
 model.save_pretrained(sys.argv[2], max_shard_size="500MB")
-print(json.dumps({"seconds": time.monotonic() - started,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": time.monotonic() - started, "peak_rss_mb": peak_kb / 1024}))
 """
 
 
@@ -82,22 +83,38 @@ def base_tensors():
 
 
 def build_base(folder: Path) -> int:
-    """Write the synthetic base in shards with its index and config; returns its size in bytes."""
+    """Write the synthetic base shard by shard with its index and config; returns its size in bytes."""
     folder.mkdir(parents=True)
-    shards: list[dict] = [{}]
+    groups: list[list[str]] = []
+    pending: dict[str, torch.Tensor] = {}
+    pending_bytes = total = 0
     for name, tensor in base_tensors():
-        if sum(t.numel() * 2 for t in shards[-1].values()) + tensor.numel() * 2 > SHARD_BYTES:
-            shards.append({})
-        shards[-1][name] = tensor
-    weight_map, total = {}, 0
-    for index, tensors in enumerate(shards, start=1):
-        shard_name = f"model-{index:05d}-of-{len(shards):05d}.safetensors"
-        save_file(tensors, str(folder / shard_name), metadata={"format": "pt"})
-        weight_map |= dict.fromkeys(tensors, shard_name)
-        total += sum(t.numel() * 2 for t in tensors.values())
+        size = tensor.numel() * tensor.element_size()
+        if pending and pending_bytes + size > SHARD_BYTES:
+            groups.append(_write_shard(folder, len(groups) + 1, pending))
+            pending, pending_bytes = {}, 0
+        pending[name] = tensor
+        pending_bytes += size
+        total += size
+    groups.append(_write_shard(folder, len(groups) + 1, pending))
+    weight_map = {}
+    for number, names in enumerate(groups, start=1):
+        final = f"model-{number:05d}-of-{len(groups):05d}.safetensors"
+        (folder / f"shard-{number}.safetensors").rename(folder / final)
+        weight_map |= dict.fromkeys(names, final)
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    config = {
+    (folder / "config.json").write_text(json.dumps(_config()))
+    return total
+
+
+def _write_shard(folder: Path, number: int, tensors: dict) -> list[str]:
+    save_file(tensors, str(folder / f"shard-{number}.safetensors"), metadata={"format": "pt"})
+    return list(tensors)
+
+
+def _config() -> dict:
+    return {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
         "hidden_size": HIDDEN,
@@ -111,8 +128,6 @@ def build_base(folder: Path) -> int:
         "tie_word_embeddings": False,
         "dtype": "bfloat16",
     }
-    (folder / "config.json").write_text(json.dumps(config))
-    return total
 
 
 def build_adapter(folder: Path, base: Path) -> None:

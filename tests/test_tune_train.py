@@ -15,8 +15,9 @@ from transformers import AutoTokenizer
 from scifi_llm.config import configs_dir, init_workspace
 from scifi_llm.errors import UserError
 from scifi_llm.tune.axolotl import load_train_config
+from scifi_llm.tune.dataset import load_examples
 from scifi_llm.tune.prepare import PrepareOptions, prepare
-from scifi_llm.tune.train import LOG_NAME, last_checkpoint, load_examples, read_log, setup, train
+from scifi_llm.tune.train import LOG_NAME, last_checkpoint, read_log, setup, train
 
 LORA = configs_dir() / "lora_style_transfer.yaml"
 QLORA = configs_dir() / "qlora_style_transfer.yaml"

@@ -104,3 +104,26 @@ def error_message(raw: bytes) -> str:
     if isinstance(error, dict):
         return str(error.get("message"))
     return str(payload.get("detail", payload) if isinstance(payload, dict) else payload)[:300]
+
+
+async def chat_text(client: httpx.AsyncClient, base_url: str, body: dict) -> str:
+    """The text of one non-streaming chat completion; UserError with the server's reason on failure."""
+    try:
+        response = await client.post(f"{api_base(base_url)}/chat/completions", json={**body, "stream": False})
+    except httpx.HTTPError as exc:
+        raise UserError(f"{base_url}: {type(exc).__name__}: {exc or 'connection failed'}") from exc
+    if response.status_code >= 400:
+        raise UserError(f"{base_url}: HTTP {response.status_code}: {error_message(response.content)}")
+    try:
+        return response.json()["choices"][0]["message"]["content"] or ""
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise UserError(f"{base_url}: the reply is not an OpenAI chat completion") from exc
+
+
+async def first_model(client: httpx.AsyncClient, base_url: str) -> str:
+    """The first model an endpoint lists; "default" for one that lists none (most then ignore the name)."""
+    try:
+        response = await client.get(f"{api_base(base_url)}/models")
+        return response.json()["data"][0]["id"]
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+        return "default"

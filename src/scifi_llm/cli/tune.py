@@ -208,3 +208,59 @@ def merge_command(
             f"checked {report.verified_tensors} weights against PEFT's merge: largest difference "
             f"{report.verify_max_abs_diff:.2e}"
         )
+
+
+@app.command("compare")
+def compare_command(
+    ctx: typer.Context,
+    tuned: Annotated[str, typer.Option(help="The tuned model: merged_models/my-style (or a hub name).")],
+    base: Annotated[str | None, typer.Option(help="The base model (default: the model in settings).")] = None,
+    validation: Annotated[Path | None, typer.Option(help="Default: data/processed/validation.jsonl.")] = None,
+    prompts: Annotated[int, typer.Option(min=1, help="Validation requests both models answer.")] = 5,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest generation.")] = 200,
+    base_url: Annotated[
+        str | None, typer.Option(help="Generate the base's passages at this endpoint.")
+    ] = None,
+    tuned_url: Annotated[
+        str | None, typer.Option(help="Generate the tuned passages at this endpoint.")
+    ] = None,
+    judge_url: Annotated[str | None, typer.Option(help="OpenAI endpoint of a blind pairwise judge.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compare the base and the tuned model on your held-out prose: perplexity, style distances
+    (Burrows' Delta, sentence lengths, type-token ratio, dialogue), side-by-side passages, and an
+    optional blind judge. Writes results/compare-<time>/ (report.md, report.html, report.json, metrics.png).
+    """
+    from scifi_llm.tune.compare import CompareOptions, compare, metric_rows
+
+    workspace = ctx.obj.open_workspace()
+    options = CompareOptions(
+        base=base or workspace.settings.model.name,
+        tuned=tuned,
+        validation=(validation or workspace.root / "data" / "processed" / "validation.jsonl").resolve(),
+        results_dir=workspace.root / "results",
+        prompts=prompts,
+        max_tokens=max_tokens,
+        base_url=base_url,
+        tuned_url=tuned_url,
+        judge_url=judge_url,
+    )
+    with console.status("comparing", spinner="dots") as status:
+        report = compare(options, None if json_output else lambda step: status.update(escape(step)))
+    if json_output:
+        print_json(report)
+        return
+    table = Table("metric", "author", "base", "tuned", "better", title="base vs tuned on your held-out prose")
+    for row in metric_rows(report):
+        table.add_row(*row)
+    console.print(table)
+    if report["judge"]:
+        judge = report["judge"]
+        readable = judge["questions"] - judge["failures"]
+        console.print(
+            f"blind judge: tuned won {judge['tuned_wins']} of {readable} readable verdicts; "
+            f"{judge['failures']} unreadable"
+        )
+    for note in report["notes"]:
+        warn(note)
+    console.print(f"report: {escape(report['folder'])}/report.html")

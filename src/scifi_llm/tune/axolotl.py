@@ -85,7 +85,8 @@ class TrainConfig(_Strict):
     fp16: bool = False
     tf32: bool = False
     gradient_checkpointing: bool = False
-    flash_attention: bool = False
+    attn_implementation: Literal["flash_attention_2", "sdpa", "eager"] | None = None
+    flash_attention: bool = False  # Axolotl's older spelling of attn_implementation: flash_attention_2
     sdp_attention: bool = False
 
     logging_steps: int = Field(1, ge=1)
@@ -110,6 +111,13 @@ class TrainConfig(_Strict):
         if not self.lora_target_linear and not self.lora_target_modules:
             raise ValueError("set lora_target_linear: true or list lora_target_modules")
         return self
+
+    @property
+    def attention(self) -> str:
+        """The attention implementation asked for (Axolotl's new key, or its older flags)."""
+        if self.attn_implementation:
+            return self.attn_implementation
+        return "flash_attention_2" if self.flash_attention else "sdpa"
 
     @property
     def liger(self) -> bool:

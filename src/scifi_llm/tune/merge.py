@@ -1,8 +1,9 @@
 """`tune merge`: fold a LoRA adapter into its base model, shard by shard, into a folder vLLM can serve.
 
-PEFT's `merge_and_unload` loads the whole base (16 GB for an 8B model in bf16). Here each safetensors
-shard of the base is read, every targeted weight gets `scale * B @ A` added in float32 and is cast to the
-output dtype, and the shard is written before the next is read: the peak is about one shard. The output
+PEFT's `merge_and_unload` loads the whole base (16 GB for an 8B model in bf16). Here the base's
+safetensors shards are streamed tensor by tensor (`shardio`): every targeted weight gets `scale * B @ A`
+added in float32 and is cast to the output dtype, and is written out before the next is read, so the
+peak is about the largest single tensor. The output
 is built in a hidden folder beside the target and renamed into place at the end, so a crash never leaves
 a folder that looks complete; a re-run starts clean.
 """
@@ -13,17 +14,16 @@ import re
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import safetensors
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.tune.shardio import iter_tensors, read_specs, write_streamed
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 _WEIGHT_INDEX = "model.safetensors.index.json"
@@ -78,9 +78,10 @@ class _Delta:
     scale: float
     transpose: bool
 
-    def weight(self) -> torch.Tensor:
-        delta = self.b.float() @ self.a.float()
-        return (delta.T if self.transpose else delta) * self.scale
+    def apply(self, weight: torch.Tensor) -> torch.Tensor:
+        """`weight + scale * B @ A` in float32, computed in place on the one float32 copy."""
+        first, second = (self.a.T, self.b.T) if self.transpose else (self.b, self.a)
+        return weight.float().addmm_(first.float(), second.float(), alpha=self.scale)
 
 
 def merge(
@@ -204,16 +205,15 @@ def _merge_shards(
     total_size = 0
     applied: set[str] = set()
     for done, name in enumerate(names):
-        try:
-            tensors = _merged_shard(base_dir / name, deltas, dtype, applied)
-        except (OSError, safetensors.SafetensorError) as exc:
-            raise UserError(
-                f"{base_dir / name}: cannot read this shard ({exc}); download the base again"
-            ) from exc
-        weight_map |= dict.fromkeys(tensors, name)
-        total_size += sum(tensor.numel() * tensor.element_size() for tensor in tensors.values())
-        save_file(tensors, str(staging / name), metadata={"format": "pt"})
-        del tensors
+        specs, _ = read_specs(base_dir / name)
+        layout = [
+            (spec.name, dtype if spec.dtype.is_floating_point else spec.dtype, spec.shape) for spec in specs
+        ]
+        write_streamed(staging / name, layout, _merged_tensors(base_dir / name, deltas, dtype, applied))
+        weight_map |= {spec_name: name for spec_name, _, _ in layout}
+        total_size += sum(
+            math.prod(shape) * torch.empty(0, dtype=kind).element_size() for _, kind, shape in layout
+        )
         if progress is not None:
             progress(done + 1, len(names))
     missing = sorted(set(deltas) - applied)
@@ -227,19 +227,15 @@ def _merge_shards(
     return len(names)
 
 
-def _merged_shard(
+def _merged_tensors(
     path: Path, deltas: dict[str, _Delta], dtype: torch.dtype, applied: set[str]
-) -> dict[str, torch.Tensor]:
-    """One shard's tensors with their updates added (in float32) and cast to the output dtype."""
-    tensors = {}
-    with safe_open(str(path), framework="pt") as shard:
-        for key in shard.keys():  # noqa: SIM118 (safe_open is not a dict)
-            tensor = shard.get_tensor(key)
-            if key in deltas:
-                tensor = tensor.float() + deltas[key].weight()
-                applied.add(key)
-            tensors[key] = tensor.to(dtype) if tensor.is_floating_point() else tensor
-    return tensors
+) -> Iterator[torch.Tensor]:
+    """A shard's tensors one at a time, with their updates added (in float32) and cast to `dtype`."""
+    for spec, tensor in iter_tensors(path):
+        if spec.name in deltas:
+            tensor = deltas[spec.name].apply(tensor)
+            applied.add(spec.name)
+        yield tensor.to(dtype) if tensor.is_floating_point() else tensor
 
 
 def _copy_serving_files(base_dir: Path, staging: Path, dtype: str) -> None:

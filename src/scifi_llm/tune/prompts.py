@@ -89,14 +89,15 @@ async def llm_requests(
 
     import httpx
 
-    from scifi_llm.openai_client import api_base
+    from scifi_llm.errors import UserError
+    from scifi_llm.openai_client import api_base, chat_text, first_model
 
-    url = api_base(base_url)
+    api_base(base_url)  # a malformed URL is a mistake to report, not a failure to fall back from
     wanted = [passage for passage in dict.fromkeys(passages) if request_key(passage) not in cache]
     answers: dict[str, str] = {}
     limit = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=120) as client:
-        model = model or await _first_model(client, url)
+        model = model or await first_model(client, base_url)
 
         async def ask(passage: str) -> None:
             body = {
@@ -107,25 +108,12 @@ async def llm_requests(
             }
             async with limit:
                 try:
-                    response = await client.post(f"{url}/chat/completions", json=body)
-                    text = (
-                        response.json()["choices"][0]["message"]["content"]
-                        if response.status_code == 200
-                        else ""
-                    )
-                except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+                    text = await chat_text(client, base_url, body)
+                except UserError:
                     return
-            line = next((line.strip(" \"'“”") for line in (text or "").splitlines() if line.strip()), "")
+            line = next((line.strip(" \"'“”") for line in text.splitlines() if line.strip()), "")
             if line:
                 answers[request_key(passage)] = line[:300]
 
         await asyncio.gather(*(ask(passage) for passage in wanted))
     return answers
-
-
-async def _first_model(client, url: str) -> str:
-    try:
-        response = await client.get(f"{url}/models")
-        return response.json()["data"][0]["id"]
-    except Exception:  # an engine that lists no models still gets a name it may ignore
-        return "default"

@@ -25,6 +25,7 @@ from trl import SFTConfig, SFTTrainer
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.tune.axolotl import TrainConfig
+from scifi_llm.tune.dataset import load_examples
 
 ADAPTER_FOLDER = "adapter"
 LOG_NAME = "log.jsonl"
@@ -183,38 +184,6 @@ def save(trainer, run_dir: Path, checkpoint: Path | None, seconds: float, notes:
     )
 
 
-def load_examples(path: Path) -> list[dict]:
-    """The examples of a training JSONL as prompt (system + request) and completion (the passage);
-    a clear error names the file and line of anything malformed."""
-    if not path.is_file():
-        raise UserError(f"training data {path} does not exist: run `scifi-llm tune prepare` first")
-    examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        examples.append(_example(line, f"{path}:{number}"))
-    if not examples:
-        raise UserError(f"{path} holds no examples: run `scifi-llm tune prepare` on your writing")
-    return examples
-
-
-def _example(line: str, where: str) -> dict:
-    try:
-        messages = json.loads(line)["messages"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f'{where}: not a JSON object with "messages" ({type(exc).__name__})') from exc
-    if (
-        not isinstance(messages, list)
-        or len(messages) < 2
-        or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
-    ):
-        raise UserError(f'{where}: "messages" must be a list of {{"role", "content"}} objects')
-    if messages[-1].get("role") != "assistant" or not messages[-1]["content"].strip():
-        raise UserError(f"{where}: the last message must be the assistant's passage")
-    clean = [{"role": m.get("role"), "content": m["content"]} for m in messages]
-    return {"prompt": clean[:-1], "completion": clean[-1:]}
-
-
 def read_log(path: Path) -> list[dict]:
     """The run's log entries, oldest first."""
     if not path.is_file():
@@ -313,9 +282,10 @@ def _missing_model(name: str) -> str:
 
 def _attention(config: TrainConfig, cuda: bool) -> str:
     """flash_attention_2 where asked and installed on CUDA (it allows packing); else PyTorch's SDPA."""
-    if config.flash_attention and cuda and importlib.util.find_spec("flash_attn") is not None:
-        return "flash_attention_2"
-    return "sdpa"
+    wanted = config.attention
+    if wanted == "flash_attention_2" and not (cuda and importlib.util.find_spec("flash_attn") is not None):
+        return "sdpa"
+    return wanted
 
 
 class _Log(TrainerCallback):
