@@ -4,7 +4,9 @@
 #   2. writer's questions answered with the lore they need and its sources; the retrieval scorecard;
 #   3. a model served (a tiny local Llama built on the spot, or SCIFI_LLM_DEMO_MODEL), the lore proxy in
 #      front of it, and a writer's prompt sent through the proxy with the official openai SDK;
-#   4. training data prepared from the example prose with that model's tokenizer.
+#   4. training data prepared from the example prose with that model's tokenizer;
+#   5. a LoRA adapter trained on it for a few steps (TRL + PEFT on the CPU), merged into the model shard by
+#      shard, compared with the base (perplexity, style distances, side by side), and the merged model served.
 # Everything it starts, it stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +61,17 @@ step scifi-llm ask "What colour is Ledger's arm plating?" --max-tokens 20
 cleanup; proxy_pid=
 step scifi-llm tune prepare --tokenizer "$model" --min-tokens 200 --max-tokens 600 --sequence-len 1024
 step head -c 700 data/processed/training.jsonl; echo
+[ -z "${SCIFI_LLM_DEMO_MODEL:-}" ] && printf '\nThe next steps train the tiny model: they prove the pipeline, not the quality of a voice.\n'
+tiny_run=(--set "base_model=$model" --set max_steps=8 --set save_steps=4 --set micro_batch_size=2
+  --set gradient_accumulation_steps=1 --set gradient_checkpointing=false --set lora_r=8 --set lora_alpha=16
+  --set learning_rate=0.01 --set sequence_len=1024)
+step scifi-llm tune train configs/lora_style_transfer.yaml "${tiny_run[@]}"
+step scifi-llm tune merge checkpoints/lora-style/adapter --output merged_models/my-style --verify
+step scifi-llm tune compare --base "$model" --tuned merged_models/my-style --prompts 2 --max-tokens 40
+step scifi-llm serve merged_models/my-style
+step python "$repo/examples/ask_with_openai.py" "Write the scene where Elena's arm locks up." \
+  --url "http://127.0.0.1:$SCIFI_LLM_SERVE__PORT/v1" --max-tokens 20
+cleanup
 printf '\nStopped the model server and the proxy. The demo workspace is %s (delete it when done).\n' "$demo"
 [ -z "${SCIFI_LLM_DEMO_MODEL:-}" ] && printf 'The tiny model writes nonsense by design; set SCIFI_LLM_DEMO_MODEL to a real model folder.\n'
 exit 0
