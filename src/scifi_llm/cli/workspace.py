@@ -48,7 +48,7 @@ def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
     table = Table("part", "check", "", "detail", "fix")
     for check in checks:
         mark = {True: "[green]ok[/]", False: "[red]missing[/]", None: "-"}[check.ok]
-        table.add_row(check.part, check.name, mark, check.detail, check.fix)
+        table.add_row(check.part, check.name, mark, escape(check.detail), escape(check.fix))
     console.print(table)
 
 
