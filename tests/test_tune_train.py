@@ -144,6 +144,8 @@ def test_resume_after_kill_9_continues_the_same_loss_curve(prepared, tiny_llama)
     process.wait()
     checkpoint = last_checkpoint(run_dir)
     assert checkpoint is not None and not (run_dir / "adapter").exists()
+    with (run_dir / LOG_NAME).open("a") as log:
+        log.write('{"step": 99, "lo')  # a line torn by the kill
 
     resumed = subprocess.run([*command, *overrides, "--resume", "--json"], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

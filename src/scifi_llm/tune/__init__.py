@@ -1,1 +1,1 @@
-"""Fine-tuning on the writer's prose: reading and cleaning it (corpus), and later prepare, train, merge."""
+"""Fine-tuning on the writer's prose: prepare the data, train an adapter, merge it, compare the result."""

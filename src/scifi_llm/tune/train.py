@@ -61,8 +61,6 @@ def train(
     checkpoint = _resume_point(run_dir, resume)
     notes: list[str] = []
     trainer = setup(config, root, run_dir, notes, progress)
-
-    started = time.monotonic()
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except torch.OutOfMemoryError as exc:
@@ -70,12 +68,11 @@ def train(
             "out of GPU memory: lower micro_batch_size (e.g. --set micro_batch_size=2) and raise "
             "gradient_accumulation_steps to keep the effective batch, or lower lora_r (e.g. 32)"
         ) from exc
-    return save(trainer, run_dir, checkpoint, time.monotonic() - started, notes)
+    return save(trainer, run_dir, checkpoint, notes)
 
 
 def setup(config: TrainConfig, root: Path, run_dir: Path, notes: list[str], progress: Progress | None):
     """The SFTTrainer for this config: data, base model (4-bit for QLoRA), LoRA adapter, arguments."""
-
     cuda = torch.cuda.is_available()
     if config.load_in_4bit and not cuda:
         raise UserError(
@@ -155,9 +152,8 @@ def setup(config: TrainConfig, root: Path, run_dir: Path, notes: list[str], prog
     return trainer
 
 
-def save(trainer, run_dir: Path, checkpoint: Path | None, seconds: float, notes: list[str]) -> TrainRun:
+def save(trainer, run_dir: Path, checkpoint: Path | None, notes: list[str]) -> TrainRun:
     """Write the final adapter to `<run>/adapter` (through a temporary folder) and sum up the run."""
-
     adapter_dir = run_dir / ADAPTER_FOLDER
     staging = run_dir / f".{ADAPTER_FOLDER}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -185,10 +181,16 @@ def save(trainer, run_dir: Path, checkpoint: Path | None, seconds: float, notes:
 
 
 def read_log(path: Path) -> list[dict]:
-    """The run's log entries, oldest first."""
+    """The run's log entries, oldest first (a line torn by a crash mid-write is left out)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return entries
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
