@@ -3,10 +3,11 @@
 Used by the proxy to reach the engine, by `ask` to reach the proxy, and by the benchmarks.
 """
 
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -33,19 +34,27 @@ def sse_event(payload: dict) -> bytes:
 
 @dataclass
 class StreamedReply:
-    """A streamed chat completion as it arrived: the text, timing, and any response headers."""
+    """A streamed chat completion as it arrived: the text, timing, usage and any response headers."""
 
     text: str = ""
     chunks: int = 0
     ttft_s: float | None = None
     total_s: float = 0.0
     headers: dict | None = None
+    chunk_times_s: list[float] = field(default_factory=list)  # since the request, one per content chunk
+    usage: dict | None = None  # the server's token counts, when it sends them
+    finish_reason: str | None = None
 
 
 async def stream_chat(
-    base_url: str, body: dict, api_key: str | None = None, timeout: float = 600.0
+    base_url: str,
+    body: dict,
+    api_key: str | None = None,
+    timeout: float = 600.0,
+    client: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[tuple[str, StreamedReply]]:
-    """POST a streaming chat completion; yields (new text, reply so far) per content chunk.
+    """POST a streaming chat completion; yields (new text, reply so far) per content chunk, then ("", reply)
+    at the end. Pass `client` to share one connection pool between many requests.
 
     Errors (HTTP status, error events, broken connections) raise UserError with the server's message.
     """
@@ -53,24 +62,27 @@ async def stream_chat(
     reply = StreamedReply()
     started = time.perf_counter()
     try:
-        async with (
-            httpx.AsyncClient(timeout=timeout) as client,
-            client.stream(
-                "POST",
-                f"{api_base(base_url)}/chat/completions",
-                json={**body, "stream": True},
-                headers=headers,
-            ) as response,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            client = client or await stack.enter_async_context(httpx.AsyncClient(timeout=timeout))
+            response = await stack.enter_async_context(
+                client.stream(
+                    "POST",
+                    f"{api_base(base_url)}/chat/completions",
+                    json={**body, "stream": True},
+                    headers=headers,
+                )
+            )
             reply.headers = dict(response.headers)
             if response.status_code >= 400:
                 raise UserError(
                     f"{base_url}: HTTP {response.status_code}: {error_message(await response.aread())}"
                 )
             async for line in response.aiter_lines():
-                text = _content(line)
+                text = _read_event(line, reply)
                 if text:
-                    reply.ttft_s = reply.ttft_s or time.perf_counter() - started
+                    now = time.perf_counter() - started
+                    reply.ttft_s = reply.ttft_s or now
+                    reply.chunk_times_s.append(now)
                     reply.text += text
                     reply.chunks += 1
                     yield text, reply
@@ -80,8 +92,9 @@ async def stream_chat(
     yield "", reply
 
 
-def _content(line: str) -> str:
-    """The text delta of one SSE line; raises UserError on an error event."""
+def _read_event(line: str, reply: StreamedReply) -> str:
+    """The text delta of one SSE line (usage and finish reason go into `reply`); UserError on an error
+    event."""
     if not line.startswith("data:"):
         return ""
     data = line[5:].strip()
@@ -90,7 +103,9 @@ def _content(line: str) -> str:
     event = json.loads(data)
     if "error" in event:
         raise UserError(f"the server reported: {error_message(data.encode())}")
+    reply.usage = event.get("usage") or reply.usage
     choices = event.get("choices") or [{}]
+    reply.finish_reason = choices[0].get("finish_reason") or reply.finish_reason
     return (choices[0].get("delta") or {}).get("content") or ""
 
 

@@ -75,7 +75,7 @@ def root(
     ctx.obj = CliState(workspace)
 
 
-from scifi_llm.cli import lore, monitor, proxy, serve, tune, workspace  # noqa: E402  (they register on `app`)
+from scifi_llm.cli import bench, lore, monitor, proxy, serve, tune, workspace  # noqa: E402  (they register on `app`)
 
 workspace.register(app)
 serve.register(app)
@@ -83,6 +83,7 @@ proxy.register(app)
 monitor.register(app)
 app.add_typer(lore.app, name="lore")
 app.add_typer(tune.app, name="tune")
+app.add_typer(bench.app, name="bench")
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks against any OpenAI-compatible endpoint: the load generator and the benchmarks on it."""

@@ -1,0 +1,99 @@
+"""`scifi-llm bench ...`: measure the model server (or the proxy) with numbers you can compare."""
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from scifi_llm.cli.output import console, print_json
+from scifi_llm.errors import UserError
+
+app = typer.Typer(help="Benchmarks against any OpenAI-compatible endpoint.", no_args_is_help=True)
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in text.split(","))
+    except ValueError as exc:
+        raise UserError(f"--levels {text!r}: write concurrency levels as 1,4,9,16") from exc
+    if not levels or min(levels) < 1:
+        raise UserError(f"--levels {text!r}: every level must be at least 1")
+    return levels
+
+
+def _counter(tokenizer: str | None):
+    """A token counter from a local tokenizer, or None (the server's usage is used first anyway)."""
+    if tokenizer is None:
+        return None
+    from scifi_llm.tune.prepare import load_tokenizer
+
+    loaded = load_tokenizer(tokenizer)
+    return lambda text: len(loaded(text, add_special_tokens=False)["input_ids"])
+
+
+@app.command("throughput")
+def throughput_command(
+    ctx: typer.Context,
+    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    input_tokens: Annotated[int, typer.Option(min=1, help="Prompt length of every request.")] = 256,
+    output_tokens: Annotated[int, typer.Option(min=2, help="Tokens asked of every request.")] = 128,
+    levels: Annotated[str, typer.Option(help="Concurrency levels of the sweep.")] = "1,4,9,16",
+    requests_per_level: Annotated[int, typer.Option(min=1, help="Requests per level, per slot.")] = 2,
+    tokenizer: Annotated[
+        str | None, typer.Option(help="Local tokenizer for exact prompt lengths (default: the model).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Single-stream decode speed (tokens/s) and a concurrency sweep: throughput against latency.
+
+    Writes results/<time>/throughput.json (vLLM's field names: mean_ttft_ms, median_tpot_ms, p99_itl_ms,
+    output_throughput, ...) and throughput.png.
+    """
+    from scifi_llm.bench.report import environment, new_run_folder, write_result
+    from scifi_llm.bench.throughput import plot, throughput
+
+    sweep_levels = _levels(levels)
+    workspace = ctx.obj.open_workspace()
+    url = base_url or workspace.settings.proxy.upstream
+    counter = _counter(tokenizer) if tokenizer else _local_counter(workspace.settings.model.name)
+    with console.status("measuring", spinner="dots"):
+        result = throughput(url, input_tokens, output_tokens, sweep_levels, requests_per_level, counter)
+    settings = {"input_tokens": input_tokens, "output_tokens": output_tokens, "levels": levels, "url": url}
+    result["environment"] = environment(result["endpoint"], settings)
+    folder = new_run_folder(workspace.root / "results")
+    write_result(folder, "throughput", result)
+    plot(result, folder / "throughput.png")
+    result["folder"] = str(folder)
+    if json_output:
+        print_json(result)
+        return
+    console.print(f"single stream: {result['single_stream_decode_tok_s']} tokens/s decode")
+    table = Table(
+        "concurrency", "output tok/s", "requests/s", "TTFT p50 ms", "TPOT p50 ms", "E2E p50 ms", "failed"
+    )
+    for row in result["sweep"]:
+        table.add_row(
+            *(
+                str(row[key])
+                for key in (
+                    "max_concurrency",
+                    "output_throughput",
+                    "request_throughput",
+                    "median_ttft_ms",
+                    "median_tpot_ms",
+                    "median_e2el_ms",
+                    "failed",
+                )
+            )
+        )
+    console.print(table)
+    console.print(f"results: {escape(str(folder))}")
+
+
+def _local_counter(model: str):
+    """The served model's tokenizer when it is on this machine; else None (usage counts are used)."""
+    try:
+        return _counter(model)
+    except UserError:
+        return None
