@@ -8,7 +8,7 @@ truncated streams and history rows.
 
     python perf/proxy_bench.py                # about 2 minutes
     python perf/proxy_bench.py --large        # lore from a 10,000-chunk world (about 8 minutes)
-    python perf/proxy_bench.py --serve-engine PORT   # (internal) run the synthetic engine
+    python perf/proxy_bench.py --serve-engine PORT [--pace S]   # (internal) run the synthetic engine
 
 Writes perf/results/proxy_bench.json and a line in perf/RESULTS.md.
 """
@@ -37,8 +37,9 @@ CHUNKS, CHUNK_PACE_S = 100, 0.002
 PROMPT = "Write the bar scene where Ledger's arm locks up in the cold."
 
 
-def serve_engine(port: int) -> None:
-    """The synthetic engine: /v1/models, and a chat stream of CHUNKS chunks at a fixed pace."""
+def serve_engine(port: int, pace_s: float = CHUNK_PACE_S) -> None:
+    """The synthetic engine: /v1/models, and a chat stream of CHUNKS chunks at a fixed pace (0: as fast
+    as it can), the last with the usage an engine reports."""
     import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import StreamingResponse
@@ -58,7 +59,13 @@ def serve_engine(port: int) -> None:
                     "choices": [{"index": 0, "delta": {"content": f"w{index} "}}],
                 }
                 yield f"data: {json.dumps(event)}\n\n"
-                await asyncio.sleep(CHUNK_PACE_S)
+                await asyncio.sleep(pace_s)
+            usage = {"prompt_tokens": 16, "completion_tokens": CHUNKS, "total_tokens": CHUNKS + 16}
+            final = {
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+            }
+            yield f"data: {json.dumps(final | {'usage': usage})}\n\n"
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(stream(), media_type="text/event-stream")
@@ -160,11 +167,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--serve-engine", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pace", type=float, default=CHUNK_PACE_S, help=argparse.SUPPRESS)
     parser.add_argument("--load-requests", type=int, default=1000)
     parser.add_argument("--large", action="store_true", help="lore from a 10,000-chunk world (+6 minutes)")
     args = parser.parse_args()
     if args.serve_engine:
-        return serve_engine(args.serve_engine)
+        return serve_engine(args.serve_engine, args.pace)
     results: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "chunks_per_stream": CHUNKS,
