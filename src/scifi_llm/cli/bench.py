@@ -12,13 +12,14 @@ from scifi_llm.errors import UserError
 app = typer.Typer(help="Benchmarks against any OpenAI-compatible endpoint.", no_args_is_help=True)
 
 
-def _levels(text: str) -> tuple[int, ...]:
+def _levels(text: str, option: str = "--levels") -> tuple[int, ...]:
+    """Comma-separated positive integers."""
     try:
         levels = tuple(int(part) for part in text.split(","))
     except ValueError as exc:
-        raise UserError(f"--levels {text!r}: write concurrency levels as 1,4,9,16") from exc
+        raise UserError(f"{option} {text!r}: write whole numbers separated by commas, e.g. 1,4,9,16") from exc
     if not levels or min(levels) < 1:
-        raise UserError(f"--levels {text!r}: every level must be at least 1")
+        raise UserError(f"{option} {text!r}: every value must be at least 1")
     return levels
 
 
@@ -50,7 +51,6 @@ def throughput_command(
     Writes results/<time>/throughput.json (vLLM's field names: mean_ttft_ms, median_tpot_ms, p99_itl_ms,
     output_throughput, ...) and throughput.png.
     """
-    from scifi_llm.bench.report import environment, new_run_folder, write_result
     from scifi_llm.bench.throughput import plot, throughput
 
     sweep_levels = _levels(levels)
@@ -60,9 +60,7 @@ def throughput_command(
     with console.status("measuring", spinner="dots"):
         result = throughput(url, input_tokens, output_tokens, sweep_levels, requests_per_level, counter)
     settings = {"input_tokens": input_tokens, "output_tokens": output_tokens, "levels": levels, "url": url}
-    result["environment"] = environment(result["endpoint"], settings)
-    folder = new_run_folder(workspace.root / "results")
-    write_result(folder, "throughput", result)
+    folder = _save(workspace, "throughput", result, settings)
     plot(result, folder / "throughput.png")
     result["folder"] = str(folder)
     if json_output:
@@ -97,3 +95,59 @@ def _local_counter(model: str):
         return _counter(model)
     except UserError:
         return None
+
+
+@app.command("context")
+def context_command(
+    ctx: typer.Context,
+    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    lengths: Annotated[
+        str, typer.Option(help="Prompt lengths in tokens.")
+    ] = "1024,2048,4096,8192,16384,32768,61440",
+    max_model_len: Annotated[
+        int | None, typer.Option(help="The model's maximum, when the server does not report it.")
+    ] = None,
+    output_tokens: Annotated[int, typer.Option(min=2, help="Tokens asked at each length.")] = 64,
+    tokenizer: Annotated[str | None, typer.Option(help="Local tokenizer for exact prompt lengths.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Time to first token and decode speed from short prompts up to the model's maximum context.
+
+    Writes results/<time>/context.json and context.png. Lengths that do not fit are skipped and listed.
+    """
+    from scifi_llm.bench.context import context_sweep, plot
+
+    targets = _levels(lengths, "--lengths")
+    workspace = ctx.obj.open_workspace()
+    url = base_url or workspace.settings.proxy.upstream
+    counter = _counter(tokenizer) if tokenizer else _local_counter(workspace.settings.model.name)
+    with console.status("measuring", spinner="dots"):
+        result = context_sweep(url, targets, max_model_len, output_tokens, count_tokens=counter)
+    folder = _save(
+        workspace, "context", result, {"lengths": lengths, "output_tokens": output_tokens, "url": url}
+    )
+    plot(result, folder / "context.png")
+    if json_output:
+        print_json(result | {"folder": str(folder)})
+        return
+    table = Table("prompt tokens", "TTFT ms", "decode tok/s", "failed", title="context scaling (medians)")
+    for row in result["rows"]:
+        table.add_row(
+            *(str(row[key]) for key in ("prompt_tokens", "median_ttft_ms", "decode_tok_s", "failed"))
+        )
+    console.print(table)
+    if result["skipped_over_max"]:
+        console.print(
+            f"skipped (over the model's {result['max_model_len']} tokens): {result['skipped_over_max']}"
+        )
+    console.print(f"results: {escape(str(folder))}")
+
+
+def _save(workspace, name: str, result: dict, settings: dict):
+    """Write one benchmark's result, with the environment, into a new results/<time>/ folder."""
+    from scifi_llm.bench.report import environment, new_run_folder, write_result
+
+    result["environment"] = environment(result.get("endpoint", {}), settings)
+    folder = new_run_folder(workspace.root / "results")
+    write_result(folder, name, result)
+    return folder

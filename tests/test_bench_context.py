@@ -1,0 +1,42 @@
+"""bench context against a real transformers serve: the sweep grows the prompt and stops at the maximum."""
+
+import json
+
+from scifi_llm.bench.context import context_sweep
+from scifi_llm.bench.throughput import prose_prompt
+from scifi_llm.tune.prepare import load_tokenizer
+
+
+def test_prose_prompts_have_the_asked_token_count(tiny_llama):
+    tokenizer = load_tokenizer(str(tiny_llama))
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    for tokens in (50, 300, 1000):
+        assert tokens - 3 <= count(prose_prompt(tokens, count)) <= tokens
+
+
+def test_the_sweep_measures_each_length_that_fits_and_skips_the_rest(engine, tiny_llama):
+    tokenizer = load_tokenizer(str(tiny_llama))
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    result = context_sweep(
+        engine, (64, 256, 512, 2048), max_model_len=700, output_tokens=8, count_tokens=count
+    )
+    assert result["max_model_len"] == 700 and result["max_model_len_from"] == "flag"
+    assert [row["target_tokens"] for row in result["rows"]] == [64, 256, 512]
+    assert result["skipped_over_max"] == [2048]
+    prompts = [row["prompt_tokens"] for row in result["rows"]]
+    assert prompts == sorted(prompts) and prompts[0] >= 64
+    assert all(
+        row["failed"] == 0 and row["median_ttft_ms"] > 0 and row["decode_tok_s"] > 0 for row in result["rows"]
+    )
+    assert json.dumps(result)
+
+
+def test_bench_context_writes_its_results(cli, workspace, engine, tiny_llama):
+    args = ["bench", "context", "--base-url", engine, "--lengths", "64,128", "--max-model-len", "4096"]
+    result = cli(*args, "--output-tokens", "4", "--tokenizer", str(tiny_llama), "--json", workspace=workspace)
+    assert result.exit_code == 0, result.stderr
+    folder = json.loads(result.stdout)["folder"]
+    assert sorted(path.name for path in (workspace.root / "results" / folder.split("/")[-1]).iterdir()) == [
+        "context.json",
+        "context.png",
+    ]
