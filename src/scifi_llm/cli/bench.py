@@ -143,6 +143,48 @@ def context_command(
     console.print(f"results: {escape(str(folder))}")
 
 
+@app.command("creative")
+def creative_command(
+    ctx: typer.Context,
+    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    judge_url: Annotated[
+        str | None, typer.Option(help="OpenAI endpoint of the judge (e.g. the same server); none: no judge.")
+    ] = None,
+    prompts: Annotated[int | None, typer.Option(min=1, help="Use only the first N prompts.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=16, help="Longest answer.")] = 512,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Writing quality on our science-fiction prompts: judge-free measures (completion rate, distinct-2,
+    repetition, length) and, with --judge-url, a 12-criterion rubric scored 0-100 with a 95% interval.
+
+    Writes results/<time>/creative.json.
+    """
+    from scifi_llm.bench.creative import creative
+
+    workspace = ctx.obj.open_workspace()
+    url = base_url or workspace.settings.proxy.upstream
+    with console.status("writing and scoring", spinner="dots"):
+        result = creative(url, judge_url, prompts, max_tokens)
+    folder = _save(workspace, "creative", result, {"prompts": prompts, "max_tokens": max_tokens, "url": url})
+    if json_output:
+        print_json(result | {"folder": str(folder)})
+        return
+    free = result["judge_free"]
+    console.print(
+        f"{free['answers']} answers: completion {free['completion_rate']}, distinct-2 {free['distinct_2']}, "
+        f"4-gram repetition {free['repetition_4gram']}, {free['mean_words']} words on average"
+    )
+    judge = result["judge"]
+    if judge is None:
+        console.print(result["note"])
+    else:
+        console.print(
+            f"judge: {judge['score']}/100 (95% interval {judge['ci95']}) over {judge['scored']} answers; "
+            f"{judge['failures']} could not be scored"
+        )
+    console.print(f"results: {escape(str(folder))}")
+
+
 def _save(workspace, name: str, result: dict, settings: dict):
     """Write one benchmark's result, with the environment, into a new results/<time>/ folder."""
     from scifi_llm.bench.report import environment, new_run_folder, write_result

@@ -214,35 +214,23 @@ async def _generate_remote(url: str, prompts: list[list[dict]], options: Compare
 def _judge(chosen: list[dict], runs: dict, options: CompareOptions, say: Progress) -> dict:
     """Blind pairwise verdicts, each pair asked in both orders; unreadable answers are retried, then
     counted as failures (never as a vote)."""
+    from scifi_llm.bench.judge import ask_all
+
     say(f"judge: {2 * len(chosen)} blind comparisons")
-    questions = []
+    prompts, orders = [], []
     for index, example in enumerate(chosen):
         base, tuned = runs["base"]["generations"][index], runs["tuned"]["generations"][index]
         reference = example["completion"][0]["content"]
-        questions.append((reference, base, tuned, {"A": "base", "B": "tuned"}))
-        questions.append((reference, tuned, base, {"A": "tuned", "B": "base"}))
-    verdicts = asyncio.run(_ask_judge(options.judge_url, questions, options.judge_tries))
-    return summarise_verdicts(verdicts)
-
-
-async def _ask_judge(url: str, questions: list, tries: int) -> list[str | None]:
-    import httpx
-
-    from scifi_llm.openai_client import chat_text, first_model
-
-    async with httpx.AsyncClient(timeout=600) as client:
-        model = await first_model(client, url)
-
-        async def verdict(reference: str, first: str, second: str, names: dict) -> str | None:
-            content = JUDGE_PROMPT.format(reference=reference, first=first, second=second)
-            body = {"model": model, "messages": [{"role": "user", "content": content}], "max_tokens": 5}
-            for _ in range(tries):
-                letter = parse_verdict(await chat_text(client, url, body | {"temperature": 0}))
-                if letter is not None:
-                    return names[letter]
-            return None
-
-        return list(await asyncio.gather(*(verdict(*question) for question in questions)))
+        prompts.append(JUDGE_PROMPT.format(reference=reference, first=base, second=tuned))
+        orders.append({"A": "base", "B": "tuned"})
+        prompts.append(JUDGE_PROMPT.format(reference=reference, first=tuned, second=base))
+        orders.append({"A": "tuned", "B": "base"})
+    letters, _ = asyncio.run(
+        ask_all(options.judge_url, prompts, parse_verdict, options.judge_tries, max_tokens=5)
+    )
+    return summarise_verdicts(
+        [order[letter] if letter else None for letter, order in zip(letters, orders, strict=True)]
+    )
 
 
 def parse_verdict(answer: str) -> str | None:

@@ -1,0 +1,58 @@
+"""bench creative: the rubric is read strictly, failures are never zeros, and the judge-free measures."""
+
+import json
+import statistics
+
+import pytest
+
+from scifi_llm.bench.creative import (
+    RUBRIC,
+    bootstrap_interval,
+    creative,
+    load_prompts,
+    parse_scores,
+    repetition,
+)
+
+
+def test_the_shipped_prompts_and_rubric_are_big_enough():
+    prompts = load_prompts()
+    assert len(prompts) >= 20 and len(set(prompts)) == len(prompts)
+    assert len(RUBRIC) >= 10
+
+
+def test_scores_are_read_only_when_every_criterion_is_a_whole_number_from_0_to_10():
+    full = dict.fromkeys(RUBRIC, 7)
+    assert parse_scores(f"Here you go:\n```json\n{json.dumps({'scores': full})}\n```") == full
+    assert parse_scores(json.dumps({"scores": full | {"prose": 11}})) is None
+    assert parse_scores(json.dumps({"scores": full | {"prose": "7"}})) is None
+    assert parse_scores(json.dumps({"scores": full | {"prose": True}})) is None
+    assert parse_scores(json.dumps({"scores": {k: v for k, v in full.items() if k != "voice"}})) is None
+    assert parse_scores("I would give it a solid eight.") is None
+
+
+def test_repetition_and_the_bootstrap_interval():
+    assert repetition(["a", "b", "c", "d", "a", "b", "c", "d"]) == pytest.approx(0.2)
+    assert repetition(["one", "two", "three"]) == 0.0
+    values = [40.0, 55.0, 60.0, 70.0, 85.0, 90.0]
+    low, high = bootstrap_interval(values, seed=3)
+    assert low < statistics.fmean(values) < high
+    assert bootstrap_interval(values, seed=3) == [low, high]
+    assert bootstrap_interval([50.0, 50.0, 50.0]) == [50.0, 50.0]
+    assert bootstrap_interval([50.0]) is None
+
+
+def test_a_judge_that_cannot_score_counts_failures_not_zeros(engine):
+    result = creative(engine, judge_url=engine, prompts=3, max_tokens=16)
+    free = result["judge_free"]
+    assert free["answers"] == 3 and free["completion_rate"] == 0.0  # the tiny model always runs to the limit
+    assert (
+        0 < free["distinct_2"] <= 1
+        and 0 <= free["repetition_4gram"] <= 1
+        and free["mean_output_tokens"] == 16
+    )
+    judge = result["judge"]
+    assert judge["failures"] == 3 and judge["scored"] == 0  # a tiny random model writes no rubric JSON
+    assert judge["score"] is None and judge["ci95"] is None and judge["unreadable_answers"] == 6
+    without = creative(engine, prompts=2, max_tokens=8)
+    assert without["judge"] is None and "judge-free measures only" in without["note"]
