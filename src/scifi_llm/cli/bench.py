@@ -1,5 +1,6 @@
 """`scifi-llm bench ...`: measure the model server (or the proxy) with numbers you can compare."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -182,6 +183,65 @@ def creative_command(
             f"judge: {judge['score']}/100 (95% interval {judge['ci95']}) over {judge['scored']} answers; "
             f"{judge['failures']} could not be scored"
         )
+    console.print(f"results: {escape(str(folder))}")
+
+
+@app.command("retrieval")
+def retrieval_command(
+    ctx: typer.Context,
+    questions_file: Annotated[Path, typer.Argument(help="JSONL with `question`, `gold_phrases`, `kind`.")],
+    top_k: Annotated[int | None, typer.Option("-k", "--top-k", min=1, help="Default: the setting.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Retrieval quality of the lore index (as `lore eval`): recall@k, MRR, mean distance, per kind.
+
+    Writes results/<time>/retrieval.json.
+    """
+    from scifi_llm.bench.retrieval import retrieval
+
+    workspace = ctx.obj.open_workspace()
+    with console.status("evaluating", spinner="dots"):
+        result = retrieval(workspace, questions_file, top_k)
+    folder = _save(workspace, "retrieval", result, {"questions": str(questions_file), "top_k": top_k})
+    if json_output:
+        print_json(result | {"folder": str(folder)})
+        return
+    recall = ", ".join(f"recall@{k} {value:.3f}" for k, value in result["recall"].items())
+    console.print(f"{result['questions']} questions: {recall}; MRR {result['mrr']:.3f}")
+    console.print(f"results: {escape(str(folder))}")
+
+
+@app.command("pipeline")
+def pipeline_command(
+    ctx: typer.Context,
+    questions_file: Annotated[Path, typer.Argument(help="Questions with gold facts (lore eval's format).")],
+    proxy_url: Annotated[str | None, typer.Option(help="The lore proxy (default: the workspace's).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="The engine (default: the proxy's upstream).")] = None,
+    questions: Annotated[int, typer.Option("-n", min=1, help="How many questions to send.")] = 5,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer.")] = 64,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """End to end through the lore proxy: retrieval time, TTFT through the proxy and direct, the sources
+    injected, and whether the answers state the gold facts. Writes results/<time>/pipeline.json."""
+    from scifi_llm.bench.pipeline import pipeline
+
+    workspace = ctx.obj.open_workspace()
+    section = workspace.settings.proxy
+    proxy = proxy_url or f"http://{section.host}:{section.port}/v1"
+    engine = base_url or section.upstream
+    with console.status("asking through the proxy", spinner="dots"):
+        result = pipeline(proxy, engine, questions_file, questions, max_tokens)
+    folder = _save(workspace, "pipeline", result, {"proxy": proxy, "engine": engine, "questions": questions})
+    if json_output:
+        print_json(result | {"folder": str(folder)})
+        return
+    r = result
+    console.print(
+        f"{r['questions']} questions ({r['failed']} failed): retrieval {r['median_retrieval_ms']} ms, "
+        f"TTFT {r['median_ttft_proxy_ms']} ms through the proxy vs {r['median_ttft_direct_ms']} ms direct; "
+        f"gold source injected {r['gold_source_injected']}, "
+        f"answers with a gold fact {r['answers_using_gold_facts']}"
+    )
     console.print(f"results: {escape(str(folder))}")
 
 

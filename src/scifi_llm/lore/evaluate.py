@@ -24,6 +24,7 @@ class Question:
     question: str
     gold_phrases: tuple[str, ...]
     kind: str = "unspecified"
+    source: str | None = None  # the lore file that holds the answer, when the question file says
 
 
 @dataclass
@@ -104,9 +105,8 @@ def load_questions(path: Path) -> tuple[list[Question], list[LineError]]:
             errors.append(LineError(number, "needs `question` (text) and `gold_phrases` (list of text)"))
             continue
         question_id = str(record.get("id", f"line{number}"))
-        questions.append(
-            Question(question_id, record["question"], tuple(phrases), str(record.get("kind", "unspecified")))
-        )
+        kind, source = str(record.get("kind", "unspecified")), record.get("source")
+        questions.append(Question(question_id, record["question"], tuple(phrases), kind, source))
     if not questions:
         raise UserError(f"{path}: no usable questions ({len(errors)} bad lines)")
     return questions, errors

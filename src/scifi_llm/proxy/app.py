@@ -182,6 +182,8 @@ class _ProxyState:
             body["model"] = await self._model()
         record.added_ms = round((time.perf_counter() - started) * 1000, 2)
         headers = {"x-lore-sources": ",".join(quote(source, safe="/ ") for source in record.sources)}
+        if record.retrieval_ms is not None:
+            headers["x-lore-retrieval-ms"] = str(record.retrieval_ms)
         upstream = self.pool.pick()
         upstream.in_flight += 1
         sent = time.perf_counter()
