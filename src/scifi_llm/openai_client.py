@@ -121,8 +121,8 @@ def error_message(raw: bytes) -> str:
     return str(payload.get("detail", payload) if isinstance(payload, dict) else payload)[:300]
 
 
-async def chat_text(client: httpx.AsyncClient, base_url: str, body: dict) -> str:
-    """The text of one non-streaming chat completion; UserError with the server's reason on failure."""
+async def chat_completion(client: httpx.AsyncClient, base_url: str, body: dict) -> dict:
+    """One non-streaming chat completion, whole (choices, usage); UserError with the server's reason."""
     try:
         response = await client.post(f"{api_base(base_url)}/chat/completions", json={**body, "stream": False})
     except httpx.HTTPError as exc:
@@ -130,9 +130,16 @@ async def chat_text(client: httpx.AsyncClient, base_url: str, body: dict) -> str
     if response.status_code >= 400:
         raise UserError(f"{base_url}: HTTP {response.status_code}: {error_message(response.content)}")
     try:
-        return response.json()["choices"][0]["message"]["content"] or ""
+        reply = response.json()
+        reply["choices"][0]["message"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise UserError(f"{base_url}: the reply is not an OpenAI chat completion") from exc
+    return reply
+
+
+async def chat_text(client: httpx.AsyncClient, base_url: str, body: dict) -> str:
+    """The text of one non-streaming chat completion; UserError with the server's reason on failure."""
+    return (await chat_completion(client, base_url, body))["choices"][0]["message"].get("content") or ""
 
 
 async def first_model(client: httpx.AsyncClient, base_url: str) -> str:

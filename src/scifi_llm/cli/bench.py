@@ -186,6 +186,45 @@ def creative_command(
     console.print(f"results: {escape(str(folder))}")
 
 
+@app.command("coherence")
+def coherence_command(
+    ctx: typer.Context,
+    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    judge_url: Annotated[str | None, typer.Option(help="OpenAI endpoint of the contradiction judge.")] = None,
+    target_tokens: Annotated[int, typer.Option(min=64, help="Length of the story to write.")] = 4096,
+    chunk_tokens: Annotated[int, typer.Option(min=16, help="Tokens per continuation.")] = 512,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Character consistency over a long story: facts kept (probe questions answered from the whole
+    story) and, with --judge-url, the statements that contradict the character sheet.
+
+    Writes results/<time>/coherence.json.
+    """
+    from scifi_llm.bench.coherence import coherence
+
+    workspace = ctx.obj.open_workspace()
+    url = base_url or workspace.settings.proxy.upstream
+    with console.status("writing a long story", spinner="dots"):
+        result = coherence(url, judge_url, target_tokens, chunk_tokens)
+    folder = _save(workspace, "coherence", result, {"target_tokens": target_tokens, "url": url})
+    if json_output:
+        print_json(result | {"folder": str(folder)})
+        return
+    r = result
+    console.print(
+        f"{r['story_tokens']} tokens in {r['continuations']} continuations ({r['stopped_because']}); "
+        f"facts kept: {r['facts_kept']} of {r['facts']}"
+    )
+    contradictions = result["contradictions"]
+    if contradictions is None:
+        console.print(result["note"])
+    elif not contradictions["scanned"]:
+        console.print("the judge's answers could not be read: no contradiction count (a failure, not a zero)")
+    else:
+        console.print(f"contradictions of the sheet: {contradictions['count']}")
+    console.print(f"results: {escape(str(folder))}")
+
+
 @app.command("retrieval")
 def retrieval_command(
     ctx: typer.Context,
