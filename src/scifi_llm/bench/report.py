@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
 
 PACKAGES = ("scifi-llm", "torch", "transformers", "vllm", "lancedb", "sentence-transformers")
@@ -55,3 +56,88 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+# (label, benchmark, how to read the number from its result, which direction is better)
+HEADLINES = (
+    ("single-stream decode tok/s", "throughput", lambda r: r["single_stream_decode_tok_s"], "higher"),
+    (
+        "peak output tok/s (sweep)",
+        "throughput",
+        lambda r: max(row["output_throughput"] for row in r["sweep"]),
+        "higher",
+    ),
+    ("TTFT at 1 stream, ms", "throughput", lambda r: r["sweep"][0]["median_ttft_ms"], "lower"),
+    ("TTFT at the longest context, ms", "context", lambda r: r["rows"][-1]["median_ttft_ms"], "lower"),
+    ("decode tok/s at the longest context", "context", lambda r: r["rows"][-1]["decode_tok_s"], "higher"),
+    ("creative score /100 (judge)", "creative", lambda r: r["judge"]["score"], "higher"),
+    ("completion rate", "creative", lambda r: r["judge_free"]["completion_rate"], "higher"),
+    ("distinct-2", "creative", lambda r: r["judge_free"]["distinct_2"], "higher"),
+    ("4-gram repetition", "creative", lambda r: r["judge_free"]["repetition_4gram"], "lower"),
+    ("facts kept over a long story", "coherence", lambda r: r["facts_kept_share"], "higher"),
+    ("contradictions of the sheet", "coherence", lambda r: r["contradictions"]["count"], "lower"),
+    ("retrieval recall@5", "retrieval", lambda r: r["recall"]["5"], "higher"),
+    ("retrieval MRR", "retrieval", lambda r: r["mrr"], "higher"),
+    ("retrieval ms in the proxy", "pipeline", lambda r: r["median_retrieval_ms"], "lower"),
+    ("TTFT through the proxy, ms", "pipeline", lambda r: r["median_ttft_proxy_ms"], "lower"),
+    ("gold source injected", "pipeline", lambda r: r["gold_source_injected"], "higher"),
+)
+
+
+def load_run(folder: Path) -> dict[str, dict]:
+    """Every benchmark result in a run folder, by benchmark name."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a benchmark run folder (results/<time>/)")
+    return {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))}
+
+
+def headlines(results: dict[str, dict]) -> list[tuple[str, float | None, str]]:
+    """(label, value, better direction) for every headline number the run has."""
+    rows = []
+    for label, bench, read, better in HEADLINES:
+        if bench not in results or {"error", "skipped"} & set(results[bench]):
+            continue
+        try:
+            value = read(results[bench])
+        except (KeyError, IndexError, TypeError, ValueError):
+            value = None
+        rows.append((label, value, better))
+    return rows
+
+
+def summary_markdown(results: dict[str, dict], environment_record: dict) -> str:
+    """summary.md: the headline numbers, what failed, and what the run ran on."""
+    endpoint = environment_record["endpoint"]
+    lines = [
+        "# Benchmark run",
+        "",
+        f"Endpoint {endpoint.get('model')} ({endpoint.get('owned_by')}), "
+        f"GPU {environment_record['gpu'] or 'none'}, created {environment_record['created']}.",
+        "",
+        "| measure | value | better |",
+        "|---|---|---|",
+        *(f"| {label} | {_shown(value)} | {better} |" for label, value, better in headlines(results)),
+    ]
+    failed = {name: result["error"] for name, result in results.items() if "error" in result}
+    lines += ["", *(f"- {name} failed: {error}" for name, error in failed.items())] if failed else []
+    return "\n".join(lines) + "\n"
+
+
+def compare_runs(first: dict[str, dict], second: dict[str, dict]) -> list[dict]:
+    """Each headline number in both runs, the change, and whether the second run is better."""
+    before = {label: value for label, value, _ in headlines(first)}
+    rows = []
+    for label, after, better in headlines(second):
+        previous = before.get(label)
+        if previous is None or after is None:
+            verdict = "n/a"
+        elif after == previous:
+            verdict = "same"
+        else:
+            verdict = "better" if (after > previous) == (better == "higher") else "worse"
+        rows.append({"measure": label, "a": previous, "b": after, "better_is": better, "verdict": verdict})
+    return rows
+
+
+def _shown(value) -> str:
+    return "n/a" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))

@@ -284,6 +284,86 @@ def pipeline_command(
     console.print(f"results: {escape(str(folder))}")
 
 
+@app.command("all")
+def all_command(
+    ctx: typer.Context,
+    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    judge_url: Annotated[
+        str | None, typer.Option(help="OpenAI endpoint of the judge (creative, coherence).")
+    ] = None,
+    questions_file: Annotated[
+        Path | None, typer.Option("--questions", help="Questions with gold facts (retrieval, pipeline).")
+    ] = None,
+    proxy_url: Annotated[str | None, typer.Option(help="The lore proxy (default: the workspace's).")] = None,
+    max_model_len: Annotated[int | None, typer.Option(help="For servers that do not report it.")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="Local tokenizer for exact prompt lengths.")] = None,
+    quick: Annotated[
+        bool, typer.Option(help="Seconds per benchmark: a pipeline check, not numbers.")
+    ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the run folder and summary as JSON.")
+    ] = False,
+) -> None:
+    """Every benchmark into one results/<time>/ folder: one JSON each, summary.md, plots, and the
+    environment (model, engine, GPU, versions). Compare two runs with `bench compare A B`."""
+    from scifi_llm.bench.report import headlines, load_run
+    from scifi_llm.bench.suite import SuiteOptions, run_all
+
+    workspace = ctx.obj.open_workspace()
+    section = workspace.settings.proxy
+    options = SuiteOptions(
+        base_url=base_url or section.upstream,
+        judge_url=judge_url,
+        questions_file=questions_file.resolve() if questions_file else None,
+        proxy_url=proxy_url or f"http://{section.host}:{section.port}/v1",
+        max_model_len=max_model_len,
+        quick=quick,
+    )
+    counter = _counter(tokenizer) if tokenizer else _local_counter(workspace.settings.model.name)
+    with console.status("benchmarking", spinner="dots") as status:
+        folder = run_all(workspace, options, counter, lambda name: status.update(f"bench {name}"))
+    results = load_run(folder)
+    rows = headlines(results)
+    if json_output:
+        print_json(
+            {
+                "folder": str(folder),
+                "headlines": [{"measure": m, "value": v, "better": b} for m, v, b in rows],
+            }
+        )
+        return
+    table = Table("measure", "value", "better", title=f"bench all · {folder.name}")
+    for label, value, better in rows:
+        table.add_row(label, "n/a" if value is None else str(value), better)
+    console.print(table)
+    for name, result in results.items():
+        for key in ("error", "skipped"):
+            if key in result:
+                console.print(f"{name} {'failed' if key == 'error' else 'skipped'}: {escape(result[key])}")
+    console.print(f"results: {escape(str(folder))} (summary.md)")
+
+
+@app.command("compare")
+def compare_command(
+    run_a: Annotated[Path, typer.Argument(help="The earlier run folder, results/<time>/.")],
+    run_b: Annotated[Path, typer.Argument(help="The later run folder.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """What changed between two benchmark runs, each number marked better or worse."""
+    from scifi_llm.bench.report import compare_runs, load_run
+
+    rows = compare_runs(load_run(run_a), load_run(run_b))
+    if json_output:
+        print_json({"a": str(run_a), "b": str(run_b), "rows": rows})
+        return
+    marks = {"better": "[green]better[/]", "worse": "[red]worse[/]", "same": "same", "n/a": "n/a"}
+    table = Table("measure", run_a.name, run_b.name, "better is", "", title="bench compare")
+    for row in rows:
+        shown = ["n/a" if row[key] is None else str(row[key]) for key in ("a", "b")]
+        table.add_row(row["measure"], *shown, row["better_is"], marks[row["verdict"]])
+    console.print(table)
+
+
 def _save(workspace, name: str, result: dict, settings: dict):
     """Write one benchmark's result, with the environment, into a new results/<time>/ folder."""
     from scifi_llm.bench.report import environment, new_run_folder, write_result

@@ -1,0 +1,67 @@
+"""bench all and bench compare: one folder per run, and changes marked in the right direction."""
+
+import json
+import shutil
+from contextlib import contextmanager
+
+from scifi_llm.bench.report import compare_runs, load_run
+from scifi_llm.proxy.app import ProxySettings, create_app
+from servers import serve_in_thread
+
+from conftest import EXAMPLES, free_port
+
+
+@contextmanager
+def running_proxy(workspace, engine_url: str, tmp_path):
+    settings = ProxySettings(
+        upstreams=(engine_url,), index_dir=workspace.index_dir, history_path=tmp_path / "h.db"
+    )
+    with serve_in_thread(create_app(settings), free_port()) as url:
+        yield f"{url}/v1"
+
+
+def test_bench_all_writes_every_result_the_plots_and_a_summary(
+    cli, example_workspace, engine, tiny_llama, tmp_path
+):
+    with running_proxy(example_workspace, engine, tmp_path) as proxy_url:
+        result = cli(
+            "--workspace", str(example_workspace.root), "bench", "all", "--base-url", engine,
+            "--judge-url", engine, "--questions", str(EXAMPLES / "lore_questions.jsonl"),
+            "--proxy-url", proxy_url, "--max-model-len", "4096", "--tokenizer", str(tiny_llama),
+            "--quick", "--json",
+        )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    folder = workspace / "results" / json.loads(result.stdout)["folder"].split("/")[-1]
+    names = {path.name for path in folder.iterdir()}
+    benches = {"throughput", "context", "creative", "coherence", "retrieval", "pipeline"}
+    assert {f"{name}.json" for name in benches} | {
+        "environment.json",
+        "summary.md",
+        "throughput.png",
+    } <= names
+    results = load_run(folder)
+    assert not [name for name in benches if {"error", "skipped"} & set(results[name])]
+    assert results["environment"]["packages"]["transformers"] and results["environment"]["endpoint"]["model"]
+    summary = (folder / "summary.md").read_text()
+    assert "| single-stream decode tok/s |" in summary and "| retrieval recall@5 |" in summary
+
+
+def write_run(folder, decode: float, ttft: float, recall: float):
+    folder.mkdir(parents=True)
+    sweep = [{"output_throughput": decode * 2, "median_ttft_ms": ttft}]
+    throughput = {"single_stream_decode_tok_s": decode, "sweep": sweep}
+    (folder / "throughput.json").write_text(json.dumps(throughput))
+    (folder / "retrieval.json").write_text(json.dumps({"recall": {"5": recall}, "mrr": 0.5}))
+    return folder
+
+
+def test_bench_compare_marks_better_and_worse_by_direction(cli, tmp_path):
+    first = write_run(tmp_path / "a", decode=30.0, ttft=100.0, recall=0.80)
+    second = write_run(tmp_path / "b", decode=34.0, ttft=120.0, recall=0.80)
+    verdicts = {row["measure"]: row["verdict"] for row in compare_runs(load_run(first), load_run(second))}
+    assert verdicts["single-stream decode tok/s"] == "better"  # higher is better
+    assert verdicts["TTFT at 1 stream, ms"] == "worse"  # lower is better
+    assert verdicts["retrieval recall@5"] == "same" and verdicts["retrieval MRR"] == "same"
+    result = cli("bench", "compare", str(first), str(second), "--json")
+    assert {row["verdict"] for row in json.loads(result.stdout)["rows"]} == {"better", "worse", "same"}
+    assert cli("bench", "compare", str(first), str(tmp_path / "nope")).exit_code == 1
