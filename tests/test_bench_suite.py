@@ -23,9 +23,11 @@ def running_proxy(workspace, engine_url: str, tmp_path):
 def test_bench_all_writes_every_result_the_plots_and_a_summary(
     cli, example_workspace, engine, tiny_llama, tmp_path
 ):
+    workspace = tmp_path / "novel"  # a copy: the example workspace is shared read-only
+    shutil.copytree(example_workspace.root, workspace)
     with running_proxy(example_workspace, engine, tmp_path) as proxy_url:
         result = cli(
-            "--workspace", str(example_workspace.root), "bench", "all", "--base-url", engine,
+            "--workspace", str(workspace), "bench", "all", "--base-url", engine,
             "--judge-url", engine, "--questions", str(EXAMPLES / "lore_questions.jsonl"),
             "--proxy-url", proxy_url, "--max-model-len", "4096", "--tokenizer", str(tiny_llama),
             "--quick", "--json",
