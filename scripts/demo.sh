@@ -4,8 +4,9 @@
 #   2. writer's questions answered with the lore they need and its sources; the retrieval scorecard;
 #   3. a model served (a tiny local Llama built on the spot, or SCIFI_LLM_DEMO_MODEL), the lore proxy in
 #      front of it, and a writer's prompt sent through the proxy with the official openai SDK;
-#   4. training data prepared from the example prose with that model's tokenizer;
-#   5. a LoRA adapter trained on it for a few steps (TRL + PEFT on the CPU), merged into the model shard by
+#   4. the benchmark suite in --quick mode (throughput, context, creative, coherence, retrieval, pipeline);
+#   5. training data prepared from the example prose with that model's tokenizer;
+#   6. a LoRA adapter trained on it for a few steps (TRL + PEFT on the CPU), merged into the model shard by
 #      shard, compared with the base (perplexity, style distances, side by side), and the merged model served.
 # Everything it starts, it stops.
 set -euo pipefail
@@ -58,6 +59,9 @@ PY
 step python "$repo/examples/ask_with_openai.py" "Write the bar scene where Elena's cybernetic arm locks up in the cold." \
   --url "http://127.0.0.1:$SCIFI_LLM_PROXY__PORT/v1" --max-tokens 40
 step scifi-llm ask "What colour is Ledger's arm plating?" --max-tokens 20
+[ -z "${SCIFI_LLM_DEMO_MODEL:-}" ] && printf '\nThe benchmarks next run in --quick mode on the tiny model: a pipeline check, not numbers.\n'
+step scifi-llm bench all --quick --judge-url "$SCIFI_LLM_PROXY__UPSTREAM" --questions "$repo/examples/lore_questions.jsonl" \
+  --tokenizer "$model" --max-model-len 4096
 cleanup; proxy_pid=
 step scifi-llm tune prepare --tokenizer "$model" --min-tokens 200 --max-tokens 600 --sequence-len 1024
 step head -c 700 data/processed/training.jsonl; echo
