@@ -69,11 +69,13 @@ def test_open_looparrival_times_follow_the_rate():
 
 def test_bench_throughput_writes_its_results(cli, workspace, engine, tiny_llama):
     args = ["bench", "throughput", "--base-url", engine, "--input-tokens", "32", "--output-tokens", "8"]
-    result = cli(*args, "--levels", "1,2", "--tokenizer", str(tiny_llama), "--json", workspace=workspace)
+    options = ["--levels", "1,2", "--rate", "20", "--tokenizer", str(tiny_llama), "--json"]
+    result = cli(*args, *options, workspace=workspace)
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert [row["max_concurrency"] for row in report["sweep"]] == [1, 2]
     assert report["single_stream_decode_tok_s"] > 0 and report["single_stream"]["total_input_tokens"] > 0
+    assert report["open_loop"]["request_rate"] == 20 and report["open_loop"]["completed"] == 16
     folder = workspace.root / "results"
     [run] = list(folder.iterdir())
     assert {path.name for path in run.iterdir()} == {"throughput.json", "throughput.png"}

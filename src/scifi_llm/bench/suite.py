@@ -55,21 +55,38 @@ def run_all(
     return folder
 
 
+@dataclass(frozen=True)
+class _Sizes:
+    """How much each benchmark does: the real run, or seconds for a pipeline check."""
+
+    input_tokens: int = 256
+    output_tokens: int = 128
+    levels: tuple[int, ...] = throughput.DEFAULT_LEVELS
+    requests_per_level: int = 2
+    context_lengths: tuple[int, ...] = context.DEFAULT_LENGTHS
+    context_output: int = 64
+    creative_prompts: int | None = None
+    creative_tokens: int = 512
+    story_tokens: int = 4096
+    story_chunk: int = 512
+    pipeline_questions: int = 10
+
+
+QUICK = _Sizes(32, 16, (1, 2), 1, (128, 256), 8, 3, 32, 256, 64, 2)
+
+
 def _benchmarks(workspace: Workspace, options: SuiteOptions, count_tokens) -> dict[str, Callable[[], dict]]:
-    url, judge, quick = options.base_url, options.judge_url, options.quick
+    url, judge = options.base_url, options.judge_url
+    n = QUICK if options.quick else _Sizes()
     runs: dict[str, Callable[[], dict]] = {
         "throughput": lambda: throughput.throughput(
-            url, *((32, 16, (1, 2), 1) if quick else (256, 128, throughput.DEFAULT_LEVELS, 2)), count_tokens
+            url, n.input_tokens, n.output_tokens, n.levels, n.requests_per_level, count_tokens
         ),
         "context": lambda: context.context_sweep(
-            url,
-            (128, 256) if quick else context.DEFAULT_LENGTHS,
-            options.max_model_len,
-            8 if quick else 64,
-            count_tokens=count_tokens,
+            url, n.context_lengths, options.max_model_len, n.context_output, count_tokens=count_tokens
         ),
-        "creative": lambda: creative.creative(url, judge, 3 if quick else None, 32 if quick else 512),
-        "coherence": lambda: coherence.coherence(url, judge, 256 if quick else 4096, 64 if quick else 512),
+        "creative": lambda: creative.creative(url, judge, n.creative_prompts, n.creative_tokens),
+        "coherence": lambda: coherence.coherence(url, judge, n.story_tokens, n.story_chunk),
     }
     if options.questions_file is None:
         runs["retrieval"] = runs["pipeline"] = _skipped("no question file given (--questions)")
@@ -79,7 +96,7 @@ def _benchmarks(workspace: Workspace, options: SuiteOptions, count_tokens) -> di
     if proxy is None or not _answers(proxy):
         runs["pipeline"] = _skipped(f"no lore proxy answering at {proxy} (start `scifi-llm proxy`)")
     else:
-        runs["pipeline"] = lambda: pipeline.pipeline(proxy, url, options.questions_file, 2 if quick else 10)
+        runs["pipeline"] = lambda: pipeline.pipeline(proxy, url, options.questions_file, n.pipeline_questions)
     return runs
 
 

@@ -63,8 +63,10 @@ def throughput(
     levels: tuple[int, ...] = DEFAULT_LEVELS,
     requests_per_level: int = 2,
     count_tokens: TokenCounter | None = None,
+    rate: float | None = None,
 ) -> dict:
-    """Single-stream decode tok/s, then a summary per concurrency level."""
+    """Single-stream decode tok/s, a summary per concurrency level, and (with `rate`) an open-loop run of
+    Poisson arrivals at that many requests per second."""
     info = asyncio.run(endpoint_info(url))
     body = request_body(
         info["model"], prose_prompt(input_tokens, count_tokens), output_tokens, info["owned_by"]
@@ -75,6 +77,12 @@ def throughput(
     for level in levels:
         load = Load(requests=max(level * requests_per_level, 2), concurrency=level)
         sweep.append(summarize(*asyncio.run(run_load(url, [body], load, count_tokens)), load))
+    open_loop = None
+    if rate is not None:
+        load = Load(
+            requests=max(max(levels) * requests_per_level * 4, 8), concurrency=max(levels) * 4, rate=rate
+        )
+        open_loop = summarize(*asyncio.run(run_load(url, [body], load, count_tokens)), load)
     tpot = single_summary["median_tpot_ms"]
     return {
         "endpoint": info,
@@ -83,6 +91,7 @@ def throughput(
         "single_stream": single_summary,
         "single_stream_decode_tok_s": round(1000 / tpot, 2) if tpot else None,
         "sweep": sweep,
+        "open_loop": open_loop,
     }
 
 

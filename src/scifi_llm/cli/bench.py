@@ -42,6 +42,9 @@ def throughput_command(
     output_tokens: Annotated[int, typer.Option(min=2, help="Tokens asked of every request.")] = 128,
     levels: Annotated[str, typer.Option(help="Concurrency levels of the sweep.")] = "1,4,9,16",
     requests_per_level: Annotated[int, typer.Option(min=1, help="Requests per level, per slot.")] = 2,
+    rate: Annotated[
+        float | None, typer.Option(min=0.01, help="Also an open-loop run: Poisson arrivals, requests/s.")
+    ] = None,
     tokenizer: Annotated[
         str | None, typer.Option(help="Local tokenizer for exact prompt lengths (default: the model).")
     ] = None,
@@ -59,7 +62,7 @@ def throughput_command(
     url = base_url or workspace.settings.proxy.upstream
     counter = _counter(tokenizer) if tokenizer else _local_counter(workspace.settings.model.name)
     with console.status("measuring", spinner="dots"):
-        result = throughput(url, input_tokens, output_tokens, sweep_levels, requests_per_level, counter)
+        result = throughput(url, input_tokens, output_tokens, sweep_levels, requests_per_level, counter, rate)
     settings = {"input_tokens": input_tokens, "output_tokens": output_tokens, "levels": levels, "url": url}
     folder = _save(workspace, "throughput", result, settings)
     plot(result, folder / "throughput.png")
