@@ -56,3 +56,13 @@ def test_a_judge_that_cannot_score_counts_failures_not_zeros(engine):
     assert judge["score"] is None and judge["ci95"] is None and judge["unreadable_answers"] == 6
     without = creative(engine, prompts=2, max_tokens=8)
     assert without["judge"] is None and "judge-free measures only" in without["note"]
+
+
+def test_the_judge_is_the_server_itself_unless_told_otherwise(cli, workspace, engine):
+    base = ["bench", "creative", "--base-url", engine, "--prompts", "1", "--max-tokens", "16", "--json"]
+    judged = json.loads(cli(*base, workspace=workspace).stdout)
+    assert judged["judge"]["failures"] == 1  # the server itself was asked (and, being tiny, failed)
+    unjudged = json.loads(cli(*base, "--no-judge", workspace=workspace).stdout)
+    assert unjudged["judge"] is None and "--no-judge" in unjudged["note"]
+    both = cli(*base, "--no-judge", "--judge-url", engine, workspace=workspace)
+    assert both.exit_code == 1 and "contradict" in both.stderr

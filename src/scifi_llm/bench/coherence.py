@@ -71,7 +71,7 @@ def coherence(
     }
     report["contradictions"] = _scan(judge_url, sheet, story) if judge_url else None
     if judge_url is None:
-        report["note"] = "no judge given (--judge-url): no contradiction scan, probes only"
+        report["note"] = "no judge (--no-judge): no contradiction scan, probes only"
     return report
 
 

@@ -87,7 +87,7 @@ def creative(
     }
     if judge_url is None:
         report["judge"] = None
-        report["note"] = "no judge given (--judge-url): judge-free measures only"
+        report["note"] = "no judge (--no-judge): judge-free measures only"
         return report
     report["judge"] = judge_scores(judge_url, chosen, answers, seed)
     return report

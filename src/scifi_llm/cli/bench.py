@@ -11,6 +11,17 @@ from scifi_llm.cli.output import console, print_json
 from scifi_llm.errors import UserError
 
 app = typer.Typer(help="Benchmarks against any OpenAI-compatible endpoint.", no_args_is_help=True)
+JudgeOption = Annotated[
+    str | None, typer.Option(help="OpenAI endpoint of the judge (default: the same server).")
+]
+NoJudgeOption = Annotated[bool, typer.Option(help="No judge: the judge-free measures only.")]
+
+
+def _judge(judge_url: str | None, no_judge: bool, url: str) -> str | None:
+    """The judge's endpoint: the one named, else the server under test, or none at all."""
+    if no_judge and judge_url:
+        raise UserError("--judge-url and --no-judge contradict each other: give one")
+    return None if no_judge else judge_url or url
 
 
 def _levels(text: str, option: str = "--levels") -> tuple[int, ...]:
@@ -151,9 +162,8 @@ def context_command(
 def creative_command(
     ctx: typer.Context,
     base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
-    judge_url: Annotated[
-        str | None, typer.Option(help="OpenAI endpoint of the judge (e.g. the same server); none: no judge.")
-    ] = None,
+    judge_url: JudgeOption = None,
+    no_judge: NoJudgeOption = False,
     prompts: Annotated[int | None, typer.Option(min=1, help="Use only the first N prompts.")] = None,
     max_tokens: Annotated[int, typer.Option(min=16, help="Longest answer.")] = 512,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -168,7 +178,7 @@ def creative_command(
     workspace = ctx.obj.open_workspace()
     url = base_url or workspace.settings.proxy.upstream
     with console.status("writing and scoring", spinner="dots"):
-        result = creative(url, judge_url, prompts, max_tokens)
+        result = creative(url, _judge(judge_url, no_judge, url), prompts, max_tokens)
     folder = _save(workspace, "creative", result, {"prompts": prompts, "max_tokens": max_tokens, "url": url})
     if json_output:
         print_json(result | {"folder": str(folder)})
@@ -193,7 +203,8 @@ def creative_command(
 def coherence_command(
     ctx: typer.Context,
     base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
-    judge_url: Annotated[str | None, typer.Option(help="OpenAI endpoint of the contradiction judge.")] = None,
+    judge_url: JudgeOption = None,
+    no_judge: NoJudgeOption = False,
     target_tokens: Annotated[int, typer.Option(min=64, help="Length of the story to write.")] = 4096,
     chunk_tokens: Annotated[int, typer.Option(min=16, help="Tokens per continuation.")] = 512,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -208,7 +219,7 @@ def coherence_command(
     workspace = ctx.obj.open_workspace()
     url = base_url or workspace.settings.proxy.upstream
     with console.status("writing a long story", spinner="dots"):
-        result = coherence(url, judge_url, target_tokens, chunk_tokens)
+        result = coherence(url, _judge(judge_url, no_judge, url), target_tokens, chunk_tokens)
     folder = _save(workspace, "coherence", result, {"target_tokens": target_tokens, "url": url})
     if json_output:
         print_json(result | {"folder": str(folder)})
@@ -291,9 +302,8 @@ def pipeline_command(
 def all_command(
     ctx: typer.Context,
     base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
-    judge_url: Annotated[
-        str | None, typer.Option(help="OpenAI endpoint of the judge (creative, coherence).")
-    ] = None,
+    judge_url: JudgeOption = None,
+    no_judge: NoJudgeOption = False,
     questions_file: Annotated[
         Path | None, typer.Option("--questions", help="Questions with gold facts (retrieval, pipeline).")
     ] = None,
@@ -314,9 +324,10 @@ def all_command(
 
     workspace = ctx.obj.open_workspace()
     section = workspace.settings.proxy
+    url = base_url or section.upstream
     options = SuiteOptions(
-        base_url=base_url or section.upstream,
-        judge_url=judge_url,
+        base_url=url,
+        judge_url=_judge(judge_url, no_judge, url),
         questions_file=questions_file.resolve() if questions_file else None,
         proxy_url=proxy_url or f"http://{section.host}:{section.port}/v1",
         max_model_len=max_model_len,
