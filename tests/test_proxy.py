@@ -10,12 +10,12 @@ import openai
 import pytest
 
 from scifi_llm.lore.retrieve import Hit
-from scifi_llm.proxy.app import ProxySettings, create_app
+from scifi_llm.proxy.app import LoreService, ProxySettings, create_app
 from scifi_llm.proxy.augment import inject, lore_query
 from scifi_llm.proxy.history import MIGRATIONS, History
 from servers import ELENA_QUESTION, FaultyEngine, ask, sdk, serve_in_thread
 
-from conftest import free_port
+from conftest import copy_lore, free_port, ingest_with, write
 
 
 @pytest.fixture
@@ -226,3 +226,27 @@ def test_history_keeps_only_the_newest_rows(tmp_path):
     history.close()
     reopened = History(tmp_path / "history.db")
     assert reopened.count() == 5  # reopening runs no migration twice and keeps the rows
+
+
+def test_lore_ingested_while_the_proxy_runs_reaches_the_next_requests(
+    workspace, minilm, engine, tiny_llama, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(LoreService, "RELOAD_CHECK_S", 0.0)
+    copy_lore(workspace, "characters/elena_voss.md")
+    ingest_with(minilm, workspace)
+    body = {
+        "model": str(tiny_llama),
+        "max_tokens": 4,
+        "messages": [{"role": "user", "content": "Who is Zara?"}],
+    }
+    settings = ProxySettings(
+        upstreams=(engine,), index_dir=workspace.index_dir, history_path=tmp_path / "h.db"
+    )
+    with serve_in_thread(create_app(settings), free_port()) as url:
+        before = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).headers["x-lore-sources"]
+        note = "# Zara Quillfeather\n\nZara Quillfeather blows glass on Hesper.\n"
+        write(workspace.lore_dir / "characters" / "zara.md", note)
+        ingest_with(minilm, workspace)
+        after = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).headers["x-lore-sources"]
+    assert "characters/zara.md" not in before
+    assert "characters/zara.md" in after

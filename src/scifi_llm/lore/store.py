@@ -150,6 +150,11 @@ class Collection:
         """Length of the stored vectors."""
         return self.table.schema.field("vector").type.list_size
 
+    @property
+    def version(self) -> int:
+        """The table version this handle reads: every ingest that changes the collection makes a new one."""
+        return self.table.version
+
     def count(self) -> int:
         """Number of chunks."""
         return self.table.count_rows()

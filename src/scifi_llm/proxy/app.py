@@ -52,12 +52,28 @@ class ProxySettings:
     history_limit: int = 100_000
 
 
+@dataclass
+class _Loaded:
+    """A collection's retriever and the index version it was built from."""
+
+    retriever: Retriever
+    version: int
+    checked: float
+
+
 class LoreService:
-    """Retrievers per collection, opened on first use; searches run one at a time in a worker thread."""
+    """Retrievers per collection, opened on first use; searches run one at a time in a worker thread.
+
+    Every few seconds a search also checks whether the collection changed on disk (`lore ingest` while
+    the proxy runs) and, if so, reloads it, keeping the embedding model: new lore reaches requests
+    without a restart.
+    """
+
+    RELOAD_CHECK_S = 2.0
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
-        self._retrievers: dict[str, Retriever] = {}
+        self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
 
     def search(self, query: str, collection: str, k: int, budget: int, mode: RetrievalMode) -> list[Hit]:
@@ -74,9 +90,18 @@ class LoreService:
             log.warning("lore collection %s not loaded (%s); requests go without lore", collection, exc)
 
     def _retriever(self, collection: str) -> Retriever:
-        if collection not in self._retrievers:
-            self._retrievers[collection] = Retriever(LoreIndex(self.index_dir).open(collection))
-        return self._retrievers[collection]
+        loaded, now = self._loaded.get(collection), time.monotonic()
+        if loaded is not None and now - loaded.checked < self.RELOAD_CHECK_S:
+            return loaded.retriever
+        fresh = LoreIndex(self.index_dir).open(collection)
+        if loaded is None or fresh.version != loaded.version:
+            same_model = loaded is not None and loaded.retriever.collection.model_name == fresh.model_name
+            if loaded is not None:
+                log.info("lore collection %s changed on disk: reloading it", collection)
+            retriever = Retriever(fresh, loaded.retriever.embedder if same_model else None)
+            loaded = self._loaded[collection] = _Loaded(retriever, fresh.version, now)
+        loaded.checked = now
+        return loaded.retriever
 
     def chunks(self, collection: str) -> int | None:
         """Chunks in a collection, or None when there is no such collection."""
