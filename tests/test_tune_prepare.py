@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 from scifi_llm.errors import UserError
 from scifi_llm.lore.markdown import split_sentences
 from scifi_llm.tune.corpus import read_writing
-from scifi_llm.tune.prepare import PrepareOptions, prepare
+from scifi_llm.tune.prepare import PrepareOptions, prepare, rendered_lengths
 
 from conftest import EXAMPLES, free_port, write
 
@@ -146,3 +146,21 @@ def test_llm_prompts_are_cached_and_fall_back_to_the_heuristic(tmp_path, tiny_ll
     assert "fell back to the heuristic" in down.warnings[-1]
     with pytest.raises(UserError, match="needs --base-url"):
         prepare(options(tmp_path, tiny_llama, prompts="llm"))
+    tight_options = dict(min_tokens=100, sequence_len=512, output_dir=tmp_path / "tight")
+    tight = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=engine, **tight_options))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    written = [json.loads(line)["messages"] for line in (tmp_path / "tight" / "training.jsonl").open()]
+    assert max(rendered_lengths(tokenizer, written)) <= 512  # long model requests never push past the limit
+    assert (
+        tight.prompts_from_llm + tight.prompts_heuristic == tight.train_examples + tight.validation_examples
+    )
+
+
+def test_impossible_bounds_are_refused_and_nothing_is_overwritten(tmp_path, tiny_llama, writing):
+    prepare(options(tmp_path, tiny_llama))
+    before = (tmp_path / "out" / "training.jsonl").read_bytes()
+    with pytest.raises(UserError, match="--min-tokens 900 is over --max-tokens 300"):
+        prepare(options(tmp_path, tiny_llama, min_tokens=900, max_tokens=300))
+    with pytest.raises(UserError, match="no passage reached --min-tokens"):
+        prepare(options(tmp_path, tiny_llama, min_tokens=5000, max_tokens=6000, sequence_len=8192))
+    assert (tmp_path / "out" / "training.jsonl").read_bytes() == before

@@ -100,7 +100,12 @@ def _read_event(line: str, reply: StreamedReply) -> str:
     data = line[5:].strip()
     if not data or data == "[DONE]":
         return ""
-    event = json.loads(data)
+    try:
+        event = json.loads(data)
+    except ValueError:
+        raise UserError(f"the server sent a malformed event: {data[:120]}") from None
+    if not isinstance(event, dict):
+        raise UserError(f"the server sent a malformed event: {data[:120]}")
     if "error" in event:
         raise UserError(f"the server reported: {error_message(data.encode())}")
     reply.usage = event.get("usage") or reply.usage

@@ -89,7 +89,8 @@ def creative(
         report["judge"] = None
         report["note"] = "no judge (--no-judge): judge-free measures only"
         return report
-    report["judge"] = judge_scores(judge_url, chosen, answers, seed)
+    answered = [(prompt, result.text) for prompt, result in zip(chosen, results, strict=True) if result.ok]
+    report["judge"] = judge_scores(judge_url, [p for p, _ in answered], [a for _, a in answered], seed)
     return report
 
 
@@ -138,7 +139,7 @@ def judge_scores(judge_url: str, prompts: list[str], answers: list[str], seed: i
     """Each answer scored on the rubric; the mean score (0-100) with a bootstrap 95% interval."""
     criteria = "\n".join(f"- {name}: {meaning}" for name, meaning in RUBRIC.items())
     questions = [
-        JUDGE_PROMPT.format(prompt=prompt, passage=answer or "(no answer)", criteria=criteria)
+        JUDGE_PROMPT.format(prompt=prompt, passage=answer, criteria=criteria)
         for prompt, answer in zip(prompts, answers, strict=True)
     ]
     verdicts, unreadable = asyncio.run(ask_all(judge_url, questions, parse_scores))

@@ -31,11 +31,16 @@ def json_object(answer: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+RETRY_REMINDER = (
+    "Your answer could not be read. Reply again, in exactly the format asked for and nothing else."
+)
+
+
 async def ask_all(
     url: str, prompts: list[str], parse: Parser, tries: int = 2, max_tokens: int = 400, concurrency: int = 4
 ) -> tuple[list[object | None], int]:
     """Each prompt's parsed verdict (None after `tries` unreadable answers), and how many answers were
-    unreadable in all (retries included)."""
+    unreadable in all. A judge that cannot be reached is an error (a wrong URL), not a verdict."""
     unreadable = 0
     limit = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=600) as client:
@@ -43,22 +48,24 @@ async def ask_all(
 
         async def verdict(prompt: str) -> object | None:
             nonlocal unreadable
-            body = {
-                "model": model,
-                "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": max_tokens,
-                "temperature": 0,
-            }
+            messages = [{"role": "user", "content": prompt}]
             for _ in range(tries):
+                body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
                 async with limit:
-                    try:
-                        parsed = parse(await chat_text(client, url, body))
-                    except UserError:
-                        parsed = None
+                    answer = await chat_text(client, url, body)
+                parsed = parse(answer)
                 if parsed is not None:
                     return parsed
                 unreadable += 1
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": answer},
+                    {"role": "user", "content": RETRY_REMINDER},
+                ]
             return None
 
-        verdicts = await asyncio.gather(*(verdict(prompt) for prompt in prompts))
+        try:
+            verdicts = await asyncio.gather(*(verdict(prompt) for prompt in prompts))
+        except UserError as exc:
+            raise UserError(f"the judge could not be asked: {exc}") from exc
     return list(verdicts), unreadable

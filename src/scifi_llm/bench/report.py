@@ -39,7 +39,9 @@ def environment(endpoint: dict, settings: dict) -> dict:
 def write_result(folder: Path, name: str, result: dict) -> Path:
     """`<folder>/<name>.json`, written atomically."""
     path = folder / f"{name}.json"
-    atomic_write_text(path, json.dumps(result, indent=1, ensure_ascii=False, default=str) + "\n")
+    atomic_write_text(
+        path, json.dumps(result, indent=1, ensure_ascii=False, default=str, allow_nan=False) + "\n"
+    )
     return path
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 
 from scifi_llm.bench.loadgen import Load, TokenCounter, run_load, summarize
+from scifi_llm.config import example_dir
+from scifi_llm.errors import UserError
 from scifi_llm.openai_client import api_base
 
-EXAMPLE_PROSE = Path(__file__).resolve().parents[3] / "examples" / "writing"
 DEFAULT_LEVELS = (1, 4, 9, 16)
 
 
@@ -31,9 +32,13 @@ async def endpoint_info(url: str) -> dict:
     }
 
 
-def prose_prompt(tokens: int, count_tokens: TokenCounter | None, source: Path = EXAMPLE_PROSE) -> str:
-    """Real prose of `tokens` tokens (exactly, with a tokenizer; about, by words, without one)."""
+def prose_prompt(tokens: int, count_tokens: TokenCounter | None, source: Path | None = None) -> str:
+    """Real prose of `tokens` tokens (exactly, with a tokenizer; about, by words, without one): the example
+    writing, repeated as needed."""
+    source = source or example_dir() / "writing"
     words = " ".join(path.read_text(encoding="utf-8") for path in sorted(source.glob("*.md"))).split()
+    if not words:
+        raise UserError(f"no prose in {source} to build prompts from (reinstall scifi-llm)")
     while len(words) < tokens * 2:
         words = words + words
     if count_tokens is None:

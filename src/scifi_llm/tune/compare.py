@@ -77,7 +77,7 @@ def compare(options: CompareOptions, progress: Progress | None = None) -> dict:
     }
     deltas = burrows_delta(author, {name: run["generations"] for name, run in runs.items()})
     metrics = {
-        name: {"perplexity": run["perplexity"], "burrows_delta": round(deltas[name], 4)}
+        name: {"perplexity": run["perplexity"], "burrows_delta": _rounded(deltas[name], 4)}
         | style_distance(author, run["generations"])
         for name, run in runs.items()
     }
@@ -301,6 +301,10 @@ def metric_rows(report: dict) -> list[tuple[str, str, str, str, str]]:
         ]
         rows.append((label, *(_number(value) for value in values), better))
     return rows
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return round(value, digits) if value is not None else None
 
 
 def _number(value) -> str:

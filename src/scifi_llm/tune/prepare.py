@@ -101,6 +101,8 @@ def _collector_paused():
 def _prepare(options: PrepareOptions) -> PrepareReport:
     if not options.input_dir.is_dir():
         raise UserError(f"writing folder {options.input_dir} does not exist")
+    if options.min_tokens > options.max_tokens:
+        raise UserError(f"--min-tokens {options.min_tokens} is over --max-tokens {options.max_tokens}")
     tokenizer = load_tokenizer(options.tokenizer)
     manuscripts, read_report = read_writing(options.input_dir, options.note_patterns)
     if not manuscripts:
@@ -110,12 +112,17 @@ def _prepare(options: PrepareOptions) -> PrepareReport:
     style = profile(sentences)
     report.max_tokens_used = _fit_to_sequence(options, tokenizer, style.system_prompt(), report)
     placed = _place(manuscripts, TokenCounter(tokenizer), options, report)
+    if not placed:
+        raise UserError(
+            f"no passage reached --min-tokens {options.min_tokens} ({len(report.dropped)} dropped); nothing "
+            "written: lower --min-tokens, or pass --keep-short"
+        )
     texts = [passage.text for _, passage in placed]
-    requests = _requests(texts, HeuristicPrompts(sentences), options, report)
-    examples = [
-        _example(style.system_prompt(), request, text) for text, request in zip(texts, requests, strict=True)
-    ]
-    _check_rendered(tokenizer, examples, [passage.tokens for _, passage in placed], options.sequence_len)
+    heuristic = HeuristicPrompts(sentences)
+    requests = _requests(texts, heuristic, options, report)
+    examples = _fitted_examples(
+        tokenizer, style.system_prompt(), texts, requests, placed, heuristic, options, report
+    )
     train = [example for example, (side, _) in zip(examples, placed, strict=True) if side == "train"]
     validation = [
         example for example, (side, _) in zip(examples, placed, strict=True) if side == "validation"
@@ -160,7 +167,7 @@ def _requests(
                 "--prompts llm needs --base-url, the OpenAI URL of a model server (scifi-llm serve)"
             )
         cache_path = options.output_dir / "prompt_cache.json"
-        asked = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
+        asked = _read_cache(cache_path, report)
         asked |= asyncio.run(llm_requests(passages, options.base_url, asked))
         atomic_write_text(cache_path, json.dumps(asked, indent=0, ensure_ascii=False, sort_keys=True) + "\n")
     keys = [request_key(text) for text in passages]
@@ -171,10 +178,56 @@ def _requests(
     report.prompts_from_llm = sum(1 for key in keys if key in asked)
     report.prompts_heuristic = len(passages) - report.prompts_from_llm
     if options.prompts == "llm" and report.prompts_heuristic:
-        report.warnings.append(
-            f"{report.prompts_heuristic} requests fell back to the heuristic (model failed)"
-        )
+        report.warnings.append(f"{report.prompts_heuristic} requests fell back to the heuristic")
     return requests
+
+
+def _read_cache(path: Path, report: PrepareReport) -> dict[str, str]:
+    """The cached model-written requests; a damaged cache is set aside (and said), not fatal."""
+    if not path.is_file():
+        return {}
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        cached = None
+    if isinstance(cached, dict) and all(isinstance(value, str) for value in cached.values()):
+        return cached
+    report.warnings.append(f"{path} was damaged: the model was asked again")
+    return {}
+
+
+def _fitted_examples(
+    tokenizer,
+    system: str,
+    texts: list[str],
+    requests: list[str],
+    placed: list,
+    heuristic: HeuristicPrompts,
+    options: PrepareOptions,
+    report: PrepareReport,
+) -> list[dict]:
+    """The examples; one whose model-written request makes it too long for --sequence-len gets the
+    (shorter) heuristic request instead, said in the report. Nothing leaves here longer than the limit."""
+    passage_tokens = [passage.tokens for _, passage in placed]
+    examples = [_example(system, request, text) for text, request in zip(texts, requests, strict=True)]
+    replaced = 0
+    for index in overlong(tokenizer, examples, passage_tokens, options.sequence_len):
+        fallback = heuristic.request(texts[index])
+        if fallback != requests[index]:  # a model-written request: the heuristic one is short
+            examples[index] = _example(system, fallback, texts[index])
+            replaced += 1
+    if replaced:
+        report.prompts_from_llm -= replaced
+        report.prompts_heuristic += replaced
+        report.warnings.append(
+            f"{replaced} model-written requests were too long for --sequence-len: replaced"
+        )
+    if overlong(tokenizer, examples, passage_tokens, options.sequence_len):
+        raise UserError(
+            f"an example renders to more than --sequence-len {options.sequence_len} tokens: the chat "
+            "template adds more than expected; raise --sequence-len or lower --max-tokens"
+        )
+    return examples
 
 
 def _from_read(read: ReadReport) -> PrepareReport:
@@ -251,14 +304,12 @@ def _histogram(histogram: dict[str, int], counts: list[int]) -> dict[str, int]:
     return dict(sorted(histogram.items(), key=lambda item: int(item[0].split("-")[0])))
 
 
-def _check_rendered(tokenizer, examples: list[dict], passage_tokens: list[int], sequence_len: int) -> None:
-    """Every example through the chat template must fit the sequence length (a trainer would truncate it).
-
-    The sum of the parts (template, system, request, passage) is within a few tokens of the rendered
-    length, so only examples whose sum comes near the limit are rendered and counted exactly.
-    """
+def overlong(tokenizer, examples: list[dict], passage_tokens: list[int], sequence_len: int) -> list[int]:
+    """Which examples render through the chat template to more than the sequence length (a trainer would
+    cut them). The sum of the parts (template, system, request, passage) is within a few tokens of the
+    rendered length, so only examples whose sum comes near the limit are rendered and counted exactly."""
     if not examples:
-        return
+        return []
     counter = TokenCounter(tokenizer)
     empty = [{"role": role, "content": ""} for role in ("system", "user", "assistant")]
     fixed = (
@@ -266,10 +317,9 @@ def _check_rendered(tokenizer, examples: list[dict], passage_tokens: list[int], 
     )
     requests = counter.count([example["messages"][1]["content"] for example in examples])
     sums = [fixed + request + passage for request, passage in zip(requests, passage_tokens, strict=True)]
-    near = [example for example, total in zip(examples, sums, strict=True) if total > sequence_len - 32]
-    for length in rendered_lengths(tokenizer, [example["messages"] for example in near]):
-        if length > sequence_len:
-            raise AssertionError(f"an example renders to {length} tokens, over {sequence_len}")
+    near = [index for index, total in enumerate(sums) if total > sequence_len - 32]
+    lengths = rendered_lengths(tokenizer, [examples[index]["messages"] for index in near])
+    return [index for index, length in zip(near, lengths, strict=True) if length > sequence_len]
 
 
 def _write(

@@ -63,10 +63,11 @@ def dialogue_share(texts: list[str]) -> float:
     return profile([sentence for text in texts for sentence in sentences(text)]).dialogue_share
 
 
-def wasserstein(first: list[int], second: list[int], points: int = 200) -> float:
-    """The 1-Wasserstein distance between two samples (the mean gap between their quantiles)."""
+def wasserstein(first: list[int], second: list[int], points: int = 200) -> float | None:
+    """The 1-Wasserstein distance between two samples (the mean gap between their quantiles); None when
+    either is empty."""
     if not first or not second:
-        return float("nan")
+        return None
     low, high = sorted(first), sorted(second)
     gaps = [abs(_quantile(low, q) - _quantile(high, q)) for q in ((i + 0.5) / points for i in range(points))]
     return statistics.fmean(gaps)
@@ -79,8 +80,9 @@ def _quantile(ordered: list[int], q: float) -> float:
     return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
 
 
-def burrows_delta(author: list[str], groups: dict[str, list[str]], top: int = 150) -> dict[str, float]:
-    """Each group's Delta to the author: z-scores over all documents of the `top` most frequent words."""
+def burrows_delta(author: list[str], groups: dict[str, list[str]], top: int = 150) -> dict[str, float | None]:
+    """Each group's Delta to the author: z-scores over all documents of the `top` most frequent words
+    (None where there is too little text to compare)."""
     documents = [*author, *(text for texts in groups.values() for text in texts)]
     frequencies = [_relative(text) for text in documents]
     totals = Counter()
@@ -88,7 +90,7 @@ def burrows_delta(author: list[str], groups: dict[str, list[str]], top: int = 15
         totals.update(words(text))
     vocabulary = [word for word, _ in totals.most_common(top)]
     if len(documents) < 3 or not vocabulary:
-        return dict.fromkeys(groups, float("nan"))
+        return dict.fromkeys(groups)
     z_scores = {word: _z([frequency.get(word, 0.0) for frequency in frequencies]) for word in vocabulary}
     spans, start = {}, len(author)
     for name, texts in groups.items():
@@ -101,7 +103,7 @@ def burrows_delta(author: list[str], groups: dict[str, list[str]], top: int = 15
             for word in vocabulary
         )
         if span
-        else float("nan")
+        else None
         for name, span in spans.items()
     }
 
@@ -120,7 +122,7 @@ def style_numbers(texts: list[str]) -> dict[str, float]:
     """Mean words per sentence, type-token ratio and dialogue share of some texts."""
     lengths = sentence_lengths(texts)
     return {
-        "mean_sentence_words": round(statistics.fmean(lengths), 2) if lengths else float("nan"),
+        "mean_sentence_words": round(statistics.fmean(lengths), 2) if lengths else None,
         "mattr": round(mattr(texts), 4),
         "dialogue_share": round(dialogue_share(texts), 4),
     }
@@ -130,8 +132,9 @@ def style_distance(author: list[str], texts: list[str]) -> dict[str, float]:
     """One model's texts next to the author's: their own numbers and the gaps (Delta needs the other
     groups, so it is separate)."""
     own, theirs = style_numbers(texts), style_numbers(author)
+    distance = wasserstein(sentence_lengths(author), sentence_lengths(texts))
     return own | {
-        "sentence_length_distance": round(wasserstein(sentence_lengths(author), sentence_lengths(texts)), 3),
+        "sentence_length_distance": round(distance, 3) if distance is not None else None,
         "mattr_gap": round(abs(own["mattr"] - theirs["mattr"]), 4),
         "dialogue_gap": round(abs(own["dialogue_share"] - theirs["dialogue_share"]), 4),
     }

@@ -9,6 +9,7 @@ prose only, whatever the base model's chat template. Loss, learning rate and thr
 
 import importlib.util
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -60,8 +61,8 @@ def train(
     run_dir = root / config.output_dir
     checkpoint = _resume_point(run_dir, resume)
     notes: list[str] = []
-    trainer = setup(config, root, run_dir, notes, progress)
     try:
+        trainer = setup(config, root, run_dir, notes, progress)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except torch.OutOfMemoryError as exc:
         raise UserError(
@@ -79,31 +80,37 @@ def setup(config: TrainConfig, root: Path, run_dir: Path, notes: list[str], prog
             "QLoRA (load_in_4bit) needs a CUDA GPU for bitsandbytes; on this machine train with "
             "configs/lora_style_transfer.yaml (LoRA in full precision)"
         )
-    train_data = _dataset([root / spec.path for spec in config.datasets])
-    eval_data = (
-        _dataset([root / spec.path for spec in config.test_datasets]) if config.test_datasets else None
-    )
-    bf16 = cuda and torch.cuda.is_bf16_supported() if config.bf16 == "auto" else config.bf16
+    tokenizer = _tokenizer(_model_path(config.base_model, root))
+    train_examples = [example for spec in config.datasets for example in load_examples(root / spec.path)]
+    _check_lengths(tokenizer, train_examples, config.sequence_len)
+    eval_examples = _eval_examples([root / spec.path for spec in config.test_datasets], notes)
     attention = _attention(config, cuda)
+    arguments = _arguments(config, run_dir, cuda, attention, evaluate=bool(eval_examples), notes=notes)
+    trainer = SFTTrainer(
+        model=_base_model(config, root, arguments.bf16, attention),
+        args=arguments,
+        train_dataset=_dataset(train_examples),
+        eval_dataset=_dataset(eval_examples) if eval_examples else None,
+        processing_class=tokenizer,
+        peft_config=_lora(config),
+        callbacks=[_Log(run_dir / LOG_NAME, progress)],
+    )
+    trainer.remove_callback(PrinterCallback)  # our log and progress bar say it once, in our words
+    return trainer
+
+
+def _arguments(
+    config: TrainConfig, run_dir: Path, cuda: bool, attention: str, evaluate: bool, notes: list[str]
+) -> SFTConfig:
+    """TRL's arguments from the config: precision, packing and Liger where this machine allows them."""
+    bf16 = cuda and torch.cuda.is_bf16_supported() if config.bf16 == "auto" else config.bf16
     packing = config.sample_packing and attention == "flash_attention_2"
     if config.sample_packing and not packing:
         notes.append("sample_packing needs flash attention (flash-attn on CUDA): batches are padded instead")
     liger = config.liger and cuda and importlib.util.find_spec("liger_kernel") is not None
     if config.liger and not liger:
         notes.append("Liger kernels asked for but not available here (CUDA and liger-kernel): not used")
-    tokenizer = _tokenizer(_model_path(config.base_model, root))
-    model = _base_model(config, root, bf16, attention)
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules="all-linear" if config.lora_target_linear else config.lora_target_modules,
-        use_rslora=config.peft_use_rslora,
-        use_dora=config.peft_use_dora,
-        task_type="CAUSAL_LM",
-    )
-    evaluate = eval_data is not None
-    arguments = SFTConfig(
+    return SFTConfig(
         output_dir=str(run_dir),
         num_train_epochs=config.num_epochs,
         max_steps=config.max_steps or -1,
@@ -139,27 +146,59 @@ def setup(config: TrainConfig, root: Path, run_dir: Path, notes: list[str], prog
         disable_tqdm=True,
         dataset_num_proc=1,
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=arguments,
-        train_dataset=train_data,
-        eval_dataset=eval_data,
-        processing_class=tokenizer,
-        peft_config=lora,
-        callbacks=[_Log(run_dir / LOG_NAME, progress)],
+
+
+def _lora(config: TrainConfig) -> LoraConfig:
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules="all-linear" if config.lora_target_linear else config.lora_target_modules,
+        use_rslora=config.peft_use_rslora,
+        use_dora=config.peft_use_dora,
+        task_type="CAUSAL_LM",
     )
-    trainer.remove_callback(PrinterCallback)  # our log and progress bar say it once, in our words
-    return trainer
+
+
+def _check_lengths(tokenizer, examples: list[dict], sequence_len: int) -> None:
+    """Refuse examples the trainer would cut: the writer's prose must arrive whole."""
+    lengths = [
+        len(
+            tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True)[
+                "input_ids"
+            ]
+        )
+        for example in examples
+    ]
+    longer = [length for length in lengths if length > sequence_len]
+    if longer:
+        raise UserError(
+            f"{len(longer)} training examples are longer than sequence_len {sequence_len} (the longest "
+            f"{max(longer)} tokens) and would be cut: run `scifi-llm tune prepare --sequence-len "
+            f"{sequence_len}`, or raise sequence_len"
+        )
+
+
+def _eval_examples(paths: list[Path], notes: list[str]) -> list[dict]:
+    """The validation examples; an empty validation file (a small corpus) means no evaluation, said."""
+    if paths and all(path.is_file() and not path.read_text(encoding="utf-8").strip() for path in paths):
+        notes.append("validation.jsonl is empty (a small corpus): trained without evaluation")
+        return []
+    return [example for path in paths for example in load_examples(path)]
 
 
 def save(trainer, run_dir: Path, checkpoint: Path | None, notes: list[str]) -> TrainRun:
     """Write the final adapter to `<run>/adapter` (through a temporary folder) and sum up the run."""
     adapter_dir = run_dir / ADAPTER_FOLDER
     staging = run_dir / f".{ADAPTER_FOLDER}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
-    shutil.rmtree(adapter_dir, ignore_errors=True)
-    staging.rename(adapter_dir)
+    main = trainer.is_world_process_zero()  # with several GPUs, one process writes
+    if main:
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))  # every process takes part; only the main one writes
+    if main:
+        shutil.rmtree(adapter_dir, ignore_errors=True)
+        staging.rename(adapter_dir)
+    trainer.accelerator.wait_for_everyone()
     entries = read_log(run_dir / LOG_NAME)
     losses = [entry["loss"] for entry in entries if "loss" in entry]
     evals = [entry["eval_loss"] for entry in entries if "eval_loss" in entry]
@@ -224,19 +263,25 @@ def _resume_point(run_dir: Path, resume: bool) -> Path | None:
                 f"{run_dir} already has {checkpoint.name}: pass --resume to continue it, or set another "
                 "output_dir (e.g. --set output_dir=checkpoints/run-2)"
             )
-        (run_dir / LOG_NAME).unlink(missing_ok=True)
+        if _main_process():
+            (run_dir / LOG_NAME).unlink(missing_ok=True)
         return None
     if checkpoint is None:
         raise UserError(f"nothing to resume in {run_dir}: no checkpoint-N folder with its trainer state")
-    kept = [entry for entry in read_log(run_dir / LOG_NAME) if entry["step"] <= _step(checkpoint)]
-    atomic_write_text(run_dir / LOG_NAME, "".join(json.dumps(entry) + "\n" for entry in kept))
+    if _main_process():
+        kept = [entry for entry in read_log(run_dir / LOG_NAME) if entry["step"] <= _step(checkpoint)]
+        atomic_write_text(run_dir / LOG_NAME, "".join(json.dumps(entry) + "\n" for entry in kept))
     return checkpoint
 
 
-def _dataset(paths: list[Path]):
-    disable_progress_bars()  # one bar for the run, not one per preprocessing pass
+def _main_process() -> bool:
+    """True except in the secondary processes of a multi-GPU launch (torchrun and accelerate set RANK)."""
+    return os.environ.get("RANK", "0") == "0"
 
-    return Dataset.from_list([example for path in paths for example in load_examples(path)])
+
+def _dataset(examples: list[dict]) -> Dataset:
+    disable_progress_bars()  # one bar for the run, not one per preprocessing pass
+    return Dataset.from_list(examples)
 
 
 def _model_path(name: str, root: Path) -> str:
@@ -300,6 +345,8 @@ class _Log(TrainerCallback):
         self._latest: dict = {}
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         now, tokens = time.monotonic(), state.num_input_tokens_seen
         entry = {"step": state.global_step, "epoch": round(state.epoch or 0, 4)}
         entry |= {key: value for key, value in (logs or {}).items() if isinstance(value, int | float)}
@@ -315,5 +362,5 @@ class _Log(TrainerCallback):
         self._last = (time.monotonic(), state.num_input_tokens_seen)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.progress is not None:
+        if self.progress is not None and state.is_world_process_zero:
             self.progress(state.global_step, state.max_steps, self._latest)
