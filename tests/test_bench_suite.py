@@ -67,3 +67,22 @@ def test_bench_compare_marks_better_and_worse_by_direction(cli, tmp_path):
     result = cli("bench", "compare", str(first), str(second), "--json")
     assert {row["verdict"] for row in json.loads(result.stdout)["rows"]} == {"better", "worse", "same"}
     assert cli("bench", "compare", str(first), str(tmp_path / "nope")).exit_code == 1
+
+
+def test_a_dead_endpoint_is_a_one_line_error_not_a_table_of_failures(cli, workspace):
+    result = cli(
+        "bench", "throughput", "--base-url", f"http://127.0.0.1:{free_port()}/v1", workspace=workspace
+    )
+    assert result.exit_code == 1 and "was answered" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_compare_keeps_measures_only_one_run_has(tmp_path):
+    first = write_run(tmp_path / "a", decode=30.0, ttft=100.0, recall=0.80)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "retrieval.json").write_text(json.dumps({"recall": {"5": 0.9}, "mrr": 0.6}))
+    rows = {row["measure"]: row for row in compare_runs(load_run(first), load_run(tmp_path / "b"))}
+    assert (
+        rows["single-stream decode tok/s"]["b"] is None
+        and rows["single-stream decode tok/s"]["verdict"] == "n/a"
+    )
+    assert rows["retrieval recall@5"]["verdict"] == "better"

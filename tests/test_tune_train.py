@@ -165,3 +165,21 @@ def test_several_gpus_launch_through_accelerate_and_axolotl_is_explained(cli, pr
     ]  # fmt: skip
     result = cli(*train_args, "--engine", "axolotl")
     assert result.exit_code == 1 and "pip install axolotl" in result.stderr
+
+
+def test_examples_longer_than_the_sequence_length_are_refused_not_cut(prepared, tiny_llama):
+    config = load_train_config(LORA, tiny(tiny_llama, "sequence_len=128", "output_dir=checkpoints/short"))
+    with pytest.raises(UserError, match="longer than sequence_len 128"):
+        train(config, prepared)
+
+
+def test_an_empty_validation_file_trains_without_evaluation(prepared, tiny_llama, tmp_path):
+    empty = tmp_path / "validation.jsonl"
+    empty.write_text("")
+    overrides = [
+        f"test_datasets=[{{path: {empty}, type: chat_template}}]",
+        "max_steps=2",
+        "output_dir=checkpoints/e",
+    ]
+    run = train(load_train_config(LORA, tiny(tiny_llama, *overrides)), prepared)
+    assert run.eval_loss is None and any("trained without evaluation" in note for note in run.notes)

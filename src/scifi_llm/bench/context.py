@@ -11,6 +11,7 @@ import asyncio
 
 from scifi_llm.bench.loadgen import Load, TokenCounter, run_load, summarize
 from scifi_llm.bench.throughput import endpoint_info, prose_prompt, request_body
+from scifi_llm.errors import UserError
 
 DEFAULT_LENGTHS = (1024, 2048, 4096, 8192, 16384, 32768, 61440)
 TEMPLATE_ALLOWANCE = 64  # the chat template's tokens around the prose, kept free below the maximum
@@ -44,8 +45,11 @@ def context_sweep(
                 "decode_tok_s": round(1000 / tpot, 2) if tpot else None,
                 "median_e2el_ms": summary["median_e2el_ms"],
                 "failed": summary["failed"],
+                "errors": summary["errors"],
             }
         )
+    if rows and all(row["median_ttft_ms"] is None for row in rows):
+        raise UserError(f"no request to {url} was answered: {(rows[0]['errors'] or ['no answer'])[0]}")
     return {
         "endpoint": info,
         "max_model_len": limit,

@@ -18,6 +18,7 @@ from pathlib import Path
 from scifi_llm.bench.judge import ask_all, json_object
 from scifi_llm.bench.loadgen import Load, run_load
 from scifi_llm.bench.throughput import endpoint_info
+from scifi_llm.errors import UserError
 
 PROMPTS_FILE = Path(__file__).parent / "data" / "creative_prompts.txt"
 SYSTEM = "You are a science fiction author. Write vivid, original fiction."
@@ -77,6 +78,8 @@ def creative(
     results, _ = asyncio.run(
         run_load(url, bodies, Load(requests=len(bodies), concurrency=concurrency, warmup=0))
     )
+    if not any(result.ok for result in results):
+        raise UserError(f"no request to {url} was answered: {results[0].error}")
     answers = [result.text if result.ok else "" for result in results]
     report = {
         "endpoint": info,

@@ -168,3 +168,12 @@ def _stats(name: str, values_ms: list[float]) -> dict:
         f"std_{name}_ms": round(statistics.pstdev(values_ms), 4),
         f"p99_{name}_ms": round(p99, 4),  # linear interpolation, as numpy's percentile (vLLM's tool)
     }
+
+
+def require_answers(summary: dict, url: str) -> dict:
+    """The summary, or a one-line error when not a single request was answered (a wrong URL, a dead
+    server): numbers made of failures would only mislead."""
+    if summary["completed"] == 0:
+        reason = summary["errors"][0] if summary["errors"] else "no answer"
+        raise UserError(f"no request to {url} was answered: {reason}")
+    return summary

@@ -24,7 +24,8 @@ def pipeline(
     proxy_url: str, engine_url: str, questions_file: Path, questions: int = 5, max_tokens: int = 64
 ) -> dict:
     """Per-question timings and facts, and their summary."""
-    chosen = load_questions(questions_file)[0][:questions]
+    loaded, errors = load_questions(questions_file)
+    chosen = loaded[:questions]
     info = asyncio.run(endpoint_info(engine_url))
     rows = asyncio.run(_measure_all(proxy_url, engine_url, info["model"], chosen, max_tokens))
     done = [row for row in rows if row["error"] is None]
@@ -39,6 +40,7 @@ def pipeline(
         "gold_source_injected": _share(row["gold_source_injected"] for row in done),
         "answers_using_gold_facts": _share(row["answer_uses_gold"] for row in done),
         "rows": rows,
+        "skipped_lines": [{"line": error.line, "message": error.message} for error in errors],
     }
 
 

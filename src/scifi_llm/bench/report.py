@@ -13,13 +13,19 @@ from scifi_llm.fsutil import atomic_write_text
 PACKAGES = ("scifi-llm", "torch", "transformers", "vllm", "lancedb", "sentence-transformers")
 
 
-def new_run_folder(results_dir: Path) -> Path:
-    """A fresh `results/<time>/` folder (a suffix keeps two runs in the same second apart)."""
+def run_folder_name(results_dir: Path) -> Path:
+    """A `results/<time>/` path nothing uses yet (a suffix keeps two runs in the same second apart)."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder, suffix = results_dir / stamp, 1
     while folder.exists():
         suffix += 1
         folder = results_dir / f"{stamp}-{suffix}"
+    return folder
+
+
+def new_run_folder(results_dir: Path) -> Path:
+    """A fresh `results/<time>/` folder."""
+    folder = run_folder_name(results_dir)
     folder.mkdir(parents=True)
     return folder
 
@@ -88,9 +94,16 @@ HEADLINES = (
 
 def load_run(folder: Path) -> dict[str, dict]:
     """Every benchmark result in a run folder, by benchmark name."""
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a benchmark run folder (results/<time>/)")
-    return {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("*.json"))}
+    paths = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    if not paths:
+        raise UserError(f"{folder} is not a benchmark run folder (results/<time>/ with JSON results)")
+    results = {}
+    for path in paths:
+        try:
+            results[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(f"{path}: not a readable result ({exc})") from exc
+    return results
 
 
 def headlines(results: dict[str, dict]) -> list[tuple[str, float | None, str]]:
@@ -128,9 +141,12 @@ def summary_markdown(results: dict[str, dict], environment_record: dict) -> str:
 def compare_runs(first: dict[str, dict], second: dict[str, dict]) -> list[dict]:
     """Each headline number in both runs, the change, and whether the second run is better."""
     before = {label: value for label, value, _ in headlines(first)}
+    later = {label: value for label, value, _ in headlines(second)}
     rows = []
-    for label, after, better in headlines(second):
-        previous = before.get(label)
+    for label, _bench, _read, better in HEADLINES:
+        if label not in before and label not in later:
+            continue
+        previous, after = before.get(label), later.get(label)
         if previous is None or after is None:
             verdict = "n/a"
         elif after == previous:

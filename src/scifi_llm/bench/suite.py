@@ -6,6 +6,7 @@ question file with gold facts, and pipeline a running proxy, so without them the
 """
 
 import asyncio
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import httpx
 
 from scifi_llm.bench import coherence, context, creative, pipeline, retrieval, throughput
-from scifi_llm.bench.report import environment, new_run_folder, summary_markdown, write_result
+from scifi_llm.bench.report import environment, run_folder_name, summary_markdown, write_result
 from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
+from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.openai_client import api_base
 
 Progress = Callable[[str], None]
@@ -36,9 +38,22 @@ class SuiteOptions:
 def run_all(
     workspace: Workspace, options: SuiteOptions, count_tokens=None, say: Progress | None = None
 ) -> Path:
-    """Run the suite; returns the run folder."""
-    say = say or (lambda _: None)
-    folder = new_run_folder(workspace.root / "results")
+    """Run the suite; returns the run folder. It is built as a hidden `.partial` folder and renamed when
+    complete, so an interrupted run never looks like a finished one."""
+    final = run_folder_name(workspace.root / "results")
+    folder = final.parent / f".{final.name}.partial"
+    folder.mkdir(parents=True)
+    try:
+        _run_into(folder, workspace, options, count_tokens, say or (lambda _: None))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    folder.rename(final)
+    return final
+
+
+def _run_into(folder: Path, workspace: Workspace, options: SuiteOptions, count_tokens, say: Progress) -> None:
+    """Each benchmark's result (or its failure) into `folder`, then the plots, environment and summary."""
     results: dict[str, dict] = {}
     for name, run in _benchmarks(workspace, options, count_tokens).items():
         say(name)
@@ -51,8 +66,7 @@ def run_all(
     endpoint = asyncio.run(throughput.endpoint_info(options.base_url))
     record = environment(endpoint, asdict(options) | {"questions_file": str(options.questions_file)})
     write_result(folder, "environment", record)
-    (folder / "summary.md").write_text(summary_markdown(results, record), encoding="utf-8")
-    return folder
+    atomic_write_text(folder / "summary.md", summary_markdown(results, record))
 
 
 @dataclass(frozen=True)

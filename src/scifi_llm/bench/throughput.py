@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from scifi_llm.bench.loadgen import Load, TokenCounter, run_load, summarize
+from scifi_llm.bench.loadgen import Load, TokenCounter, require_answers, run_load, summarize
 from scifi_llm.config import example_dir
 from scifi_llm.errors import UserError
 from scifi_llm.openai_client import api_base
@@ -77,7 +77,7 @@ def throughput(
         info["model"], prose_prompt(input_tokens, count_tokens), output_tokens, info["owned_by"]
     )
     single = asyncio.run(run_load(url, [body], Load(requests=3, concurrency=1), count_tokens))
-    single_summary = summarize(*single, Load(requests=3))
+    single_summary = require_answers(summarize(*single, Load(requests=3)), url)
     sweep = []
     for level in levels:
         load = Load(requests=max(level * requests_per_level, 2), concurrency=level)

@@ -24,7 +24,11 @@ class _ReportingGroup(TyperGroup):
             err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(1) from exc
         except KeyboardInterrupt as exc:
-            err_console.print("[yellow]interrupted[/]: run the same command again to resume", soft_wrap=True)
+            err_console.print(
+                "[yellow]interrupted[/]: nothing half-written was kept; run the command again "
+                "(tune train: with --resume)",
+                soft_wrap=True,
+            )
             raise typer.Exit(130) from exc
 
 

@@ -169,7 +169,8 @@ def creative_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Writing quality on our science-fiction prompts: judge-free measures (completion rate, distinct-2,
-    repetition, length) and, with --judge-url, a 12-criterion rubric scored 0-100 with a 95% interval.
+    repetition, length) and a judge's 12-criterion rubric scored 0-100 with a 95% interval (the judge is
+    the server itself unless --judge-url names another; --no-judge skips it).
 
     Writes results/<time>/creative.json.
     """
@@ -210,7 +211,7 @@ def coherence_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Character consistency over a long story: facts kept (probe questions answered from the whole
-    story) and, with --judge-url, the statements that contradict the character sheet.
+    story) and a judge's list of statements that contradict the character sheet (--no-judge skips it).
 
     Writes results/<time>/coherence.json.
     """

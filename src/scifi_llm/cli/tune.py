@@ -118,28 +118,44 @@ def train_command(
         raise UserError(f"--engine {engine!r}: choose trl or axolotl")
     workspace = ctx.obj.open_workspace()
     config_path = config_path if config_path.is_absolute() else Path.cwd() / config_path
-    config = load_train_config(config_path, overrides or [])
-    if engine == "axolotl" or gpus > 1:
-        command = (
-            axolotl_command(config_path, overrides or [])
-            if engine == "axolotl"
-            else accelerate_command(config, config_path, gpus, resume, overrides or [])
-        )
-        if dry_run and json_output:
-            print_json({"command": command})
-        elif dry_run:
-            console.print(escape(shell_line(command)), soft_wrap=True)
-        if dry_run:
-            return
+    command = _launch_command(engine, gpus, resume, config_path, overrides or [])
+    if command is None and dry_run:
+        raise UserError("--dry-run prints the launch line of --engine axolotl or --gpus N; this run has none")
+    if command is None:
+        run = _train(load_train_config(config_path, overrides or []), workspace.root, resume, json_output)
+        _print_run(run, json_output)
+    elif dry_run and json_output:
+        print_json({"command": command})
+    elif dry_run:
+        console.print(escape(shell_line(command)), soft_wrap=True)
+    else:
         raise typer.Exit(subprocess.run(command, cwd=workspace.root).returncode)
-    run = _train(config, workspace.root, resume, json_output)
+
+
+def _launch_command(
+    engine: str, gpus: int, resume: bool, config_path: Path, overrides: list[str]
+) -> list[str] | None:
+    """The command that runs the training elsewhere (Axolotl, or accelerate on several GPUs), or None for
+    the built-in trainer in this process."""
+    if engine == "axolotl":  # Axolotl validates its own config: ours does not read it strictly
+        if not config_path.is_file():
+            raise UserError(f"training config {config_path} does not exist")
+        return axolotl_command(
+            config_path, [*overrides, *(["auto_resume_from_checkpoints=True"] if resume else [])]
+        )
+    if gpus > 1:
+        config = load_train_config(config_path, overrides)
+        return accelerate_command(config, config_path, gpus, resume, overrides)
+    return None
+
+
+def _print_run(run, json_output: bool) -> None:
     if json_output:
         print_json(run.to_dict())
         return
-    console.print(
-        f"{run.steps} steps on {run.device}; loss {run.first_loss:.3f} -> {run.last_loss:.3f}"
-        + (f", validation loss {run.eval_loss:.3f}" if run.eval_loss is not None else "")
-    )
+    losses = f"; loss {run.first_loss:.3f} -> {run.last_loss:.3f}" if run.first_loss is not None else ""
+    validation = f", validation loss {run.eval_loss:.3f}" if run.eval_loss is not None else ""
+    console.print(f"{run.steps} steps on {run.device}{losses}{validation}")
     console.print(f"adapter: {escape(run.adapter_dir)}")
     for note in run.notes:
         warn(note)

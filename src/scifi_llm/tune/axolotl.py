@@ -122,7 +122,13 @@ class TrainConfig(_Strict):
     @property
     def liger(self) -> bool:
         """Whether the config asks for Liger kernels."""
-        return bool(self.plugins) and (self.liger_rms_norm or self.liger_glu_activation or self.liger_rope)
+        kernels = (
+            self.liger_rms_norm,
+            self.liger_glu_activation,
+            self.liger_rope,
+            self.liger_fused_linear_cross_entropy,
+        )
+        return bool(self.plugins) and any(kernels)
 
 
 def load_train_config(path: Path, overrides: list[str] = ()) -> TrainConfig:
@@ -139,7 +145,12 @@ def load_train_config(path: Path, overrides: list[str] = ()) -> TrainConfig:
         key, separator, value = override.partition("=")
         if not separator or not key.strip():
             raise UserError(f"--set {override!r}: write key=value, e.g. --set learning_rate=1e-4")
-        raw[key.strip()] = yaml.safe_load(value)
+        try:
+            raw[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise UserError(
+                f"--set {override!r}: the value is not valid YAML ({str(exc).splitlines()[0]})"
+            ) from exc
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:

@@ -11,8 +11,14 @@ def load_examples(path: Path) -> list[dict]:
     a clear error names the file and line of anything malformed."""
     if not path.is_file():
         raise UserError(f"training data {path} does not exist: run `scifi-llm tune prepare` first")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not UTF-8 text (byte {exc.start}); `scifi-llm tune prepare` writes it"
+        ) from exc
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         examples.append(_example(line, f"{path}:{number}"))

@@ -95,7 +95,7 @@ def merge(
     if dtype not in DTYPES:
         raise UserError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
     settings = _adapter_settings(adapter_dir)
-    base_dir = resolve_model(base or settings["base_model_name_or_path"])
+    base_dir = resolve_model(base or _named_base(settings, adapter_dir))
     if output.exists():
         raise UserError(f"{output} already exists: remove it or choose another --output")
     deltas = _deltas(adapter_dir, settings)
@@ -132,8 +132,8 @@ def resolve_model(name: str) -> Path:
         return Path(snapshot_download(name, local_files_only=True))
     except Exception as exc:  # the hub client raises several types for a model that is not cached
         raise UserError(
-            f"base model {name} is not available here: download it first (hf download {name}) or pass "
-            "--base with a local model folder"
+            f"model {name} is not available here: download it first (hf download {name}) or give a local "
+            "model folder instead"
         ) from exc
 
 
@@ -143,13 +143,25 @@ def _adapter_settings(adapter_dir: Path) -> dict:
         raise UserError(f"adapter folder {adapter_dir} does not exist")
     if not path.is_file():
         raise UserError(f"{adapter_dir} is not a LoRA adapter folder (no adapter_config.json)")
-    settings = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(settings, dict) or not isinstance(settings.get("lora_alpha"), int | float):
+        raise UserError(f"{path}: no lora_alpha; is this a PEFT LoRA adapter?")
     if settings.get("peft_type", "LORA") != "LORA":
         raise UserError(f"{path}: peft_type {settings.get('peft_type')} cannot be merged, only LORA")
     for key, reason in _UNSUPPORTED.items():
         if settings.get(key):
             raise UserError(f"{path}: {key} is set and cannot be merged shard by shard ({reason})")
     return settings
+
+
+def _named_base(settings: dict, adapter_dir: Path) -> str:
+    name = settings.get("base_model_name_or_path")
+    if not name:
+        raise UserError(f"{adapter_dir}/adapter_config.json names no base model: pass --base")
+    return name
 
 
 def _deltas(adapter_dir: Path, settings: dict) -> dict[str, _Delta]:
@@ -260,7 +272,7 @@ def verify(
 
     logging.disable_progress_bar()
     settings = _adapter_settings(adapter_dir)
-    base_dir = resolve_model(base or settings["base_model_name_or_path"])
+    base_dir = resolve_model(base or _named_base(settings, adapter_dir))
     with warnings.catch_warnings():  # PEFT's deprecation notices are not the writer's concern
         warnings.simplefilter("ignore", FutureWarning)
         reference = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
