@@ -104,18 +104,24 @@ def build_model(folder: Path) -> None:
     torch.cuda.empty_cache()
 
 
-def write_data(workspace: Path, tokens_per_example: int, examples: int) -> None:
-    """Synthetic prose examples of about `tokens_per_example` tokens, as `tune prepare` writes them."""
-    prose = " ".join(path.read_text() for path in sorted((ROOT / "examples" / "writing").glob("*.md")))
-    words = prose.split()
+def write_data(workspace: Path, model: Path, sequence_len: int, examples: int) -> None:
+    """Synthetic examples as `tune prepare` writes them, each filling the sequence length (the passage
+    cut to the model's tokenizer, with room for the chat template)."""
+    from transformers import AutoTokenizer
+
+    from scifi_llm.bench.throughput import prose_prompt
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    passage = prose_prompt(sequence_len - 64, count)
+    words = passage.split()
     lines = []
     for index in range(examples):
-        start = index * 97 % len(words)
-        passage = " ".join((words * 4)[start : start + int(tokens_per_example * 0.7)])
+        shift = index * 7 % len(words)  # vary the passages a little; their length stays the same
         messages = [
             {"role": "system", "content": "You are a science fiction author."},
             {"role": "user", "content": f"Write scene {index}."},
-            {"role": "assistant", "content": passage},
+            {"role": "assistant", "content": " ".join(words[shift:] + words[:shift])},
         ]
         lines.append(json.dumps({"messages": messages}))
     data = workspace / "data" / "processed"
@@ -233,7 +239,7 @@ def main() -> None:
         model = args.tiny.resolve() if args.tiny else scratch / "llama-3.1-8b-random"
         if args.tiny is None:
             build_model(model)
-        write_data(scratch, args.sequence_len, examples=4 * (args.steps + 1))
+        write_data(scratch, model, args.sequence_len, examples=4 * (args.steps + 1))
         runs = [
             run_variant(model, scratch, name, extra, args.steps, args.sequence_len)
             for name, extra in variants(cuda)
