@@ -86,7 +86,19 @@ class _Sizes:
     pipeline_questions: int = 10
 
 
-QUICK = _Sizes(32, 16, (1, 2), 1, (128, 256), 8, 3, 32, 256, 64, 2)
+QUICK = _Sizes(
+    input_tokens=32,
+    output_tokens=16,
+    levels=(1, 2),
+    requests_per_level=1,
+    context_lengths=(128, 256),
+    context_output=8,
+    creative_prompts=3,
+    creative_tokens=32,
+    story_tokens=256,
+    story_chunk=64,
+    pipeline_questions=2,
+)
 
 
 def _benchmarks(workspace: Workspace, options: SuiteOptions, count_tokens) -> dict[str, Callable[[], dict]]:
