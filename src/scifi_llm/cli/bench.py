@@ -35,13 +35,17 @@ def _levels(text: str, option: str = "--levels") -> tuple[int, ...]:
     return levels
 
 
-def _counter(tokenizer: str | None):
-    """A token counter from a local tokenizer, or None (the server's usage is used first anyway)."""
-    if tokenizer is None:
-        return None
+def _token_counter(workspace, tokenizer: str | None):
+    """Counts tokens with --tokenizer, else with the workspace model's tokenizer when it is on this machine,
+    else None (prompt lengths are then approximate; answers are counted by the server's usage anyway)."""
     from scifi_llm.tune.prepare import load_tokenizer
 
-    loaded = load_tokenizer(tokenizer)
+    try:
+        loaded = load_tokenizer(tokenizer or workspace.settings.model.name)
+    except UserError:
+        if tokenizer:
+            raise
+        return None
     return lambda text: len(loaded(text, add_special_tokens=False)["input_ids"])
 
 
@@ -71,7 +75,7 @@ def throughput_command(
     sweep_levels = _levels(levels)
     workspace = ctx.obj.open_workspace()
     url = base_url or workspace.settings.proxy.upstream
-    counter = _counter(tokenizer) if tokenizer else _local_counter(workspace.settings.model.name)
+    counter = _token_counter(workspace, tokenizer)
     with console.status("measuring", spinner="dots"):
         result = throughput(url, input_tokens, output_tokens, sweep_levels, requests_per_level, counter, rate)
     settings = {"input_tokens": input_tokens, "output_tokens": output_tokens, "levels": levels, "url": url}
@@ -82,34 +86,26 @@ def throughput_command(
         print_json(result)
         return
     console.print(f"single stream: {result['single_stream_decode_tok_s']} tokens/s decode")
-    table = Table(
-        "concurrency", "output tok/s", "requests/s", "TTFT p50 ms", "TPOT p50 ms", "E2E p50 ms", "failed"
-    )
+    columns = {
+        "in flight": "max_concurrency",
+        "out tok/s": "output_throughput",
+        "req/s": "request_throughput",
+        "TTFT": "median_ttft_ms",
+        "TPOT": "median_tpot_ms",
+        "E2E": "median_e2el_ms",
+        "failed": "failed",
+    }
+    table = Table(*columns, title="concurrency sweep (latencies: medians in ms)")
     for row in result["sweep"]:
-        table.add_row(
-            *(
-                str(row[key])
-                for key in (
-                    "max_concurrency",
-                    "output_throughput",
-                    "request_throughput",
-                    "median_ttft_ms",
-                    "median_tpot_ms",
-                    "median_e2el_ms",
-                    "failed",
-                )
-            )
-        )
+        table.add_row(*(str(row[key]) for key in columns.values()))
     console.print(table)
+    if result["open_loop"]:
+        loop = result["open_loop"]
+        console.print(
+            f"open loop at {rate} requests/s: {loop['request_throughput']} served/s, "
+            f"TTFT p50 {loop['median_ttft_ms']} ms, E2E p99 {loop['p99_e2el_ms']} ms, {loop['failed']} failed"
+        )
     console.print(f"results: {escape(str(folder))}")
-
-
-def _local_counter(model: str):
-    """The served model's tokenizer when it is on this machine; else None (usage counts are used)."""
-    try:
-        return _counter(model)
-    except UserError:
-        return None
 
 
 @app.command("context")
@@ -135,7 +131,7 @@ def context_command(
     targets = _levels(lengths, "--lengths")
     workspace = ctx.obj.open_workspace()
     url = base_url or workspace.settings.proxy.upstream
-    counter = _counter(tokenizer) if tokenizer else _local_counter(workspace.settings.model.name)
+    counter = _token_counter(workspace, tokenizer)
     with console.status("measuring", spinner="dots"):
         result = context_sweep(url, targets, max_model_len, output_tokens, count_tokens=counter)
     folder = _save(
@@ -334,7 +330,7 @@ def all_command(
         max_model_len=max_model_len,
         quick=quick,
     )
-    counter = _counter(tokenizer) if tokenizer else _local_counter(workspace.settings.model.name)
+    counter = _token_counter(workspace, tokenizer)
     with console.status("benchmarking", spinner="dots") as status:
         folder = run_all(workspace, options, counter, lambda name: status.update(f"bench {name}"))
     results = load_run(folder)

@@ -267,9 +267,8 @@ def _write_report(report: dict, results_dir: Path) -> Path:
     staging.mkdir(parents=True)
     try:
         report_with_folder = report | {"folder": str(folder)}
-        (staging / "report.json").write_text(
-            json.dumps(report_with_folder, indent=1, ensure_ascii=False) + "\n"
-        )
+        report_json = json.dumps(report_with_folder, indent=1, ensure_ascii=False, allow_nan=False)
+        (staging / "report.json").write_text(report_json + "\n", encoding="utf-8")
         (staging / "report.md").write_text(markdown_report(report), encoding="utf-8")
         (staging / "report.html").write_text(html_report(report), encoding="utf-8")
         _plot(report["metrics"], staging / "metrics.png")
