@@ -1,5 +1,6 @@
 """The lore proxy, end to end: the official openai SDK -> proxy -> a real `transformers serve`."""
 
+import asyncio
 import json
 import sqlite3
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from scifi_llm.errors import UserError
 from scifi_llm.lore.retrieve import Hit
 from scifi_llm.proxy.app import LoreService, ProxySettings, create_app
 from scifi_llm.proxy.augment import inject, lore_query
@@ -250,3 +252,25 @@ def test_lore_ingested_while_the_proxy_runs_reaches_the_next_requests(
         after = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).headers["x-lore-sources"]
     assert "characters/zara.md" not in before
     assert "characters/zara.md" in after
+
+
+def test_concurrent_requests_share_one_embedding_batch(example_workspace, monkeypatch):
+    from scifi_llm.lore.embed import Embedder
+
+    batches = []
+    original = Embedder.embed_queries
+    monkeypatch.setattr(
+        Embedder, "embed_queries", lambda self, texts: batches.append(len(texts)) or original(self, texts)
+    )
+    service = LoreService(example_workspace.index_dir)
+    service.preload("scifi_world")
+
+    async def ask_all():
+        questions = [f"What does Elena Voss carry on day {n}?" for n in range(8)]
+        return await asyncio.gather(*(service.search(q, "scifi_world", 3, 1500, "hybrid") for q in questions))
+
+    answers = asyncio.run(ask_all())
+    assert len(answers) == 8 and all(answers)
+    assert len(batches) < 8 and sum(batches) >= 8  # fewer forward passes than requests
+    with pytest.raises(UserError):
+        asyncio.run(service.search("anything", "no_such_collection", 3, 1500, "hybrid"))

@@ -76,3 +76,12 @@ def test_nicknames_add_the_real_name_but_name_parts_do_not(retriever):
     assert expand_query(query, retriever.registry.find(query)) == f"{query} (Elena Voss)"
     query = "What does Elena keep in her arm?"
     assert expand_query(query, retriever.registry.find(query)) == query
+
+
+def test_searching_many_queries_at_once_finds_what_searching_each_finds(retriever):
+    questions = [question.question for question in load_questions(EXAMPLES / "lore_questions.jsonl")[0][:12]]
+    together = retriever.search_many(questions, k=5)
+    alone = [retriever.search(question, k=5) for question in questions]
+    assert [[hit.chunk_id for hit in r.results] for r in together] == [
+        [hit.chunk_id for hit in r.results] for r in alone
+    ]

@@ -9,6 +9,7 @@ reciprocal-rank fusion; the weights were tuned on examples/lore_questions.jsonl 
 held-out lore folder (see perf/RESULTS.md).
 """
 
+import itertools
 import json
 import re
 import time
@@ -144,23 +145,41 @@ class Retriever:
         self, query: str, k: int = 5, mode: RetrievalMode = "hybrid", budget_tokens: int | None = None
     ) -> Retrieval:
         """The top `k` chunks for `query`, cut to `budget_tokens` of text in total."""
-        started = time.perf_counter()
-        candidates = self.candidates(query, mode)
-        ranked = rank(candidates, mode, self.fusion)
-        results, dropped = select(ranked, k, budget_tokens)
-        for hit in results:
-            hit.distance = float(1.0 - candidates.similarity[self._chunks.position[hit.chunk_id]])
-        elapsed = (time.perf_counter() - started) * 1000
-        return Retrieval(query, results, dropped, candidates.entity_names(), elapsed)
+        return self.search_many([query], k, mode, budget_tokens)[0]
 
-    def candidates(self, query: str, mode: RetrievalMode) -> "Candidates":
+    def search_many(
+        self, queries: list[str], k: int = 5, mode: RetrievalMode = "hybrid", budget_tokens: int | None = None
+    ) -> list[Retrieval]:
+        """`search` for several queries at once: their embeddings are computed in one batch (one forward
+        pass of the model), which is most of the cost of a search."""
+        started = time.perf_counter()
+        texts = [self._query_texts(query, mode) for query in queries]
+        vectors = self.embedder.embed_queries([text for group in texts for text in group])
+        ends = list(itertools.accumulate(len(group) for group in texts))
+        retrievals = []
+        for query, end, group in zip(queries, ends, texts, strict=True):
+            candidates = self.candidates(query, mode, vectors[end - len(group) : end])
+            ranked = rank(candidates, mode, self.fusion)
+            results, dropped = select(ranked, k, budget_tokens)
+            for hit in results:
+                hit.distance = float(1.0 - candidates.similarity[self._chunks.position[hit.chunk_id]])
+            elapsed = (time.perf_counter() - started) * 1000
+            retrievals.append(Retrieval(query, results, dropped, candidates.entity_names(), elapsed))
+        return retrievals
+
+    def _query_texts(self, query: str, mode: RetrievalMode) -> list[str]:
+        """What a query embeds: the query (aliases expanded), then each clause of a compound question."""
+        search_text = expand_query(query, self.registry.find(query) if mode == "hybrid" else [])
+        clauses = split_clauses(query) if mode == "hybrid" else []
+        return [search_text, *(expand_query(clause, self.registry.find(clause)) for clause in clauses)]
+
+    def candidates(self, query: str, mode: RetrievalMode, vectors: np.ndarray | None = None) -> "Candidates":
         """The ranked lists a query draws from: dense, keyword, one per clause of a compound question,
-        and one per entity it names."""
+        and one per entity it names. `vectors` are the query's embeddings when already computed."""
         mentions = self.registry.find(query) if mode == "hybrid" else []
         search_text = expand_query(query, mentions)
-        clauses = split_clauses(query) if mode == "hybrid" else []
-        clause_texts = [expand_query(clause, self.registry.find(clause)) for clause in clauses]
-        vectors = self.embedder.embed_queries([search_text, *clause_texts])
+        if vectors is None:
+            vectors = self.embedder.embed_queries(self._query_texts(query, mode))
         similarity, *clause_similarities = self._chunks.similarity(vectors)
         pool = self.fusion.pool
         lists: list[RankedList] = []

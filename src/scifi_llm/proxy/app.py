@@ -61,12 +61,26 @@ class _Loaded:
     checked: float
 
 
-class LoreService:
-    """Retrievers per collection, opened on first use; searches run one at a time in a worker thread.
+@dataclass
+class _Question:
+    """One request's lore search, waiting for the batch it joins."""
 
-    Every few seconds a search also checks whether the collection changed on disk (`lore ingest` while
-    the proxy runs) and, if so, reloads it, keeping the embedding model: new lore reaches requests
-    without a restart.
+    query: str
+    collection: str
+    k: int
+    budget: int
+    mode: RetrievalMode
+    answer: asyncio.Future
+
+
+class LoreService:
+    """Retrievers per collection, opened on first use, searched in a worker thread.
+
+    Requests that arrive while a search runs wait and are then searched together, their query embeddings
+    computed in one batch: under load, one forward pass of the embedding model serves many requests
+    instead of each waiting for its own. Every few seconds a search also checks whether the collection
+    changed on disk (`lore ingest` while the proxy runs) and, if so, reloads it, keeping the embedding
+    model: new lore reaches requests without a restart.
     """
 
     RELOAD_CHECK_S = 2.0
@@ -75,11 +89,51 @@ class LoreService:
         self.index_dir = index_dir
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
+        self._waiting: list[_Question] = []
+        self._worker: asyncio.Task | None = None
 
-    def search(self, query: str, collection: str, k: int, budget: int, mode: RetrievalMode) -> list[Hit]:
-        """The lore for a query (blocking: call it from a thread)."""
+    async def search(
+        self, query: str, collection: str, k: int, budget: int, mode: RetrievalMode
+    ) -> list[Hit]:
+        """The lore for a query."""
+        loop = asyncio.get_running_loop()
+        question = _Question(query, collection, k, budget, mode, loop.create_future())
+        self._waiting.append(question)
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._answer_waiting())
+        return await question.answer
+
+    async def _answer_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            outcomes = await asyncio.to_thread(self._search_batch, batch)
+            for question, outcome in zip(batch, outcomes, strict=True):
+                if question.answer.done():  # the request gave up waiting (its retrieval timed out)
+                    continue
+                if isinstance(outcome, Exception):
+                    question.answer.set_exception(outcome)
+                else:
+                    question.answer.set_result(outcome)
+
+    def _search_batch(self, batch: list[_Question]) -> list[list[Hit] | Exception]:
+        """Each question's hits (or the error that stopped them), one embedding batch per kind of search."""
+        outcomes: list[list[Hit] | Exception] = [[] for _ in batch]
+        groups: dict[tuple, list[int]] = {}
+        for index, question in enumerate(batch):
+            groups.setdefault((question.collection, question.k, question.budget, question.mode), []).append(
+                index
+            )
         with self._lock:
-            return self._retriever(collection).search(query, k=k, mode=mode, budget_tokens=budget).results
+            for (collection, k, budget, mode), indices in groups.items():
+                try:
+                    found = self._retriever(collection).search_many(
+                        [batch[i].query for i in indices], k, mode, budget
+                    )
+                except Exception as exc:  # fail open, per request: the proxy answers without lore
+                    found = [exc] * len(indices)
+                for index, retrieval in zip(indices, found, strict=True):
+                    outcomes[index] = retrieval if isinstance(retrieval, Exception) else retrieval.results
+        return outcomes
 
     def preload(self, collection: str) -> None:
         """Open a collection and load its embedding model now, so the first request is not slow."""
@@ -233,13 +287,8 @@ class _ProxyState:
             record.lore = "disabled" if not options["enabled"] else "no query"
             return [], record
         started = time.perf_counter()
-        search = asyncio.to_thread(
-            self.lore.search,
-            query,
-            options["collection"],
-            options["top_k"],
-            options["budget_tokens"],
-            self.settings.mode,
+        search = self.lore.search(
+            query, options["collection"], options["top_k"], options["budget_tokens"], self.settings.mode
         )
         try:
             hits = await asyncio.wait_for(search, self.settings.retrieval_timeout_s)
