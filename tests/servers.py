@@ -16,7 +16,17 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from scifi_llm.proxy.app import ProxySettings, create_app
+
 ELENA_QUESTION = "What does Ledger keep hidden in her forearm?"
+
+
+@contextmanager
+def running_proxy(index_dir, engine_url: str, tmp_path, port: int):
+    """A lore proxy on `index_dir` in front of one engine, in a thread; yields its /v1 URL."""
+    settings = ProxySettings(upstreams=(engine_url,), index_dir=index_dir, history_path=tmp_path / "h.db")
+    with serve_in_thread(create_app(settings), port) as url:
+        yield f"{url}/v1"
 
 
 def sdk(base_url: str, api_key: str = "unused") -> openai.OpenAI:

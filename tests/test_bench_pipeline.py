@@ -1,14 +1,12 @@
 """bench retrieval and bench pipeline on the example world, through a real proxy and engine."""
 
 import json
-from contextlib import contextmanager
 
 import pytest
 
 from scifi_llm.bench.pipeline import pipeline
 from scifi_llm.bench.retrieval import retrieval
-from scifi_llm.proxy.app import ProxySettings, create_app
-from servers import serve_in_thread
+from servers import running_proxy
 
 from conftest import EXAMPLES, free_port
 
@@ -25,17 +23,8 @@ def test_bench_retrieval_matches_lore_eval(example_workspace, cli):
     assert json.loads(command.stdout)["recall"] == result["recall"]
 
 
-@contextmanager
-def running_proxy(workspace, engine_url: str, tmp_path):
-    settings = ProxySettings(
-        upstreams=(engine_url,), index_dir=workspace.index_dir, history_path=tmp_path / "h.db"
-    )
-    with serve_in_thread(create_app(settings), free_port()) as url:
-        yield f"{url}/v1"
-
-
 def test_bench_pipeline_times_both_paths_and_checks_the_sources(example_workspace, engine, tmp_path):
-    with running_proxy(example_workspace, engine, tmp_path) as proxy_url:
+    with running_proxy(example_workspace.index_dir, engine, tmp_path, free_port()) as proxy_url:
         result = pipeline(proxy_url, engine, QUESTIONS, questions=4, max_tokens=8)
     assert result["questions"] == 4 and result["failed"] == 0
     for row in result["rows"]:

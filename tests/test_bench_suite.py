@@ -2,22 +2,11 @@
 
 import json
 import shutil
-from contextlib import contextmanager
 
 from scifi_llm.bench.report import compare_runs, load_run
-from scifi_llm.proxy.app import ProxySettings, create_app
-from servers import serve_in_thread
+from servers import running_proxy
 
 from conftest import EXAMPLES, free_port
-
-
-@contextmanager
-def running_proxy(workspace, engine_url: str, tmp_path):
-    settings = ProxySettings(
-        upstreams=(engine_url,), index_dir=workspace.index_dir, history_path=tmp_path / "h.db"
-    )
-    with serve_in_thread(create_app(settings), free_port()) as url:
-        yield f"{url}/v1"
 
 
 def test_bench_all_writes_every_result_the_plots_and_a_summary(
@@ -25,7 +14,7 @@ def test_bench_all_writes_every_result_the_plots_and_a_summary(
 ):
     workspace = tmp_path / "novel"  # a copy: the example workspace is shared read-only
     shutil.copytree(example_workspace.root, workspace)
-    with running_proxy(example_workspace, engine, tmp_path) as proxy_url:
+    with running_proxy(example_workspace.index_dir, engine, tmp_path, free_port()) as proxy_url:
         result = cli(
             "--workspace", str(workspace), "bench", "all", "--base-url", engine,
             "--judge-url", engine, "--questions", str(EXAMPLES / "lore_questions.jsonl"),

@@ -15,7 +15,7 @@ from scifi_llm.lore.retrieve import Hit
 from scifi_llm.proxy.app import LoreService, ProxySettings, create_app
 from scifi_llm.proxy.augment import inject, lore_query
 from scifi_llm.proxy.history import MIGRATIONS, History
-from servers import ELENA_QUESTION, FaultyEngine, ask, sdk, serve_in_thread
+from servers import ELENA_QUESTION, FaultyEngine, ask, running_proxy, sdk, serve_in_thread
 
 from conftest import copy_lore, free_port, ingest_with, write
 
@@ -241,15 +241,12 @@ def test_lore_ingested_while_the_proxy_runs_reaches_the_next_requests(
         "max_tokens": 4,
         "messages": [{"role": "user", "content": "Who is Zara?"}],
     }
-    settings = ProxySettings(
-        upstreams=(engine,), index_dir=workspace.index_dir, history_path=tmp_path / "h.db"
-    )
-    with serve_in_thread(create_app(settings), free_port()) as url:
-        before = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).headers["x-lore-sources"]
+    with running_proxy(workspace.index_dir, engine, tmp_path, free_port()) as url:
+        before = httpx.post(f"{url}/chat/completions", json=body, timeout=60).headers["x-lore-sources"]
         note = "# Zara Quillfeather\n\nZara Quillfeather blows glass on Hesper.\n"
         write(workspace.lore_dir / "characters" / "zara.md", note)
         ingest_with(minilm, workspace)
-        after = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).headers["x-lore-sources"]
+        after = httpx.post(f"{url}/chat/completions", json=body, timeout=60).headers["x-lore-sources"]
     assert "characters/zara.md" not in before
     assert "characters/zara.md" in after
 

@@ -147,10 +147,20 @@ async def chat_text(client: httpx.AsyncClient, base_url: str, body: dict) -> str
     return (await chat_completion(client, base_url, body))["choices"][0]["message"].get("content") or ""
 
 
-async def first_model(client: httpx.AsyncClient, base_url: str) -> str:
-    """The first model an endpoint lists; "default" for one that lists none (most then ignore the name)."""
+async def model_info(client: httpx.AsyncClient, base_url: str) -> dict:
+    """The first model an endpoint lists: its id, who serves it and its maximum length (None where not
+    reported); the id "default" for an endpoint that lists none (most then ignore the name)."""
     try:
-        response = await client.get(f"{api_base(base_url)}/models")
-        return response.json()["data"][0]["id"]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
-        return "default"
+        entry = (await client.get(f"{api_base(base_url)}/models")).json()["data"][0]
+        return {
+            "model": entry["id"],
+            "owned_by": entry.get("owned_by"),
+            "max_model_len": entry.get("max_model_len"),
+        }
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return {"model": "default", "owned_by": None, "max_model_len": None}
+
+
+async def first_model(client: httpx.AsyncClient, base_url: str) -> str:
+    """The id of the first model an endpoint lists ("default" when it lists none)."""
+    return (await model_info(client, base_url))["model"]

@@ -13,7 +13,7 @@ import httpx
 from scifi_llm.bench.loadgen import Load, TokenCounter, require_answers, run_load, summarize
 from scifi_llm.config import example_dir
 from scifi_llm.errors import UserError
-from scifi_llm.openai_client import api_base
+from scifi_llm.openai_client import model_info
 
 DEFAULT_LEVELS = (1, 4, 9, 16)
 
@@ -21,15 +21,7 @@ DEFAULT_LEVELS = (1, 4, 9, 16)
 async def endpoint_info(url: str) -> dict:
     """The served model's id, who serves it and its maximum length, from /v1/models."""
     async with httpx.AsyncClient(timeout=30) as client:
-        try:
-            entry = (await client.get(f"{api_base(url)}/models")).json()["data"][0]
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
-            return {"model": "default", "owned_by": None, "max_model_len": None}
-    return {
-        "model": entry.get("id"),
-        "owned_by": entry.get("owned_by"),
-        "max_model_len": entry.get("max_model_len"),
-    }
+        return await model_info(client, url)
 
 
 def prose_prompt(tokens: int, count_tokens: TokenCounter | None, source: Path | None = None) -> str:
