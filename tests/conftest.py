@@ -19,7 +19,7 @@ for name in [key for key in os.environ if key.startswith("SCIFI_LLM_")]:
     os.environ.pop(name)
 
 from scifi_llm.cli import app  # noqa: E402
-from scifi_llm.config import Workspace, init_workspace  # noqa: E402
+from scifi_llm.config import LoreSettings, Workspace, init_workspace  # noqa: E402
 from scifi_llm.lore.embed import MINILM, Embedder  # noqa: E402
 from scifi_llm.lore.ingest import IngestOptions, ingest  # noqa: E402
 from scifi_llm.lore.store import LoreIndex  # noqa: E402
@@ -38,12 +38,13 @@ def minilm() -> Embedder:
 
 def options(collection: str = "scifi_world", **changes) -> IngestOptions:
     """Ingest options as a fresh workspace's settings give them, with minilm."""
+    lore = LoreSettings()
     values = dict(
         collection=collection,
         embedding_model=MINILM,
         default_model=MINILM,
-        chunk_tokens=300,
-        chunk_overlap=40,
+        chunk_tokens=lore.chunk_tokens,
+        chunk_overlap=lore.chunk_overlap,
     )
     values.update(changes)
     return IngestOptions(**values)

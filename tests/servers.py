@@ -1,8 +1,9 @@
-"""Servers for tests: the proxy in a background thread, and a fault-injecting fake engine.
+"""Servers for tests: the proxy in a background thread, a fault-injecting fake engine, and a tap.
 
 FaultyEngine is the only fake in the suite. It exists because a real engine will not, on demand, cut a
 stream in the middle, hang, or report when a client went away; every other test talks to a real
-`transformers serve` process.
+`transformers serve` process. EngineTap is not a fake: it passes each request on to the real engine
+and keeps a copy of the body, so a test can read exactly what the engine received.
 """
 
 import asyncio
@@ -11,6 +12,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import httpx
 import openai
 import uvicorn
 from fastapi import FastAPI, Request
@@ -109,3 +111,20 @@ class FaultyEngine:
         finally:
             if not finished:
                 self.cancelled.set()
+
+
+class EngineTap:
+    """A pass-through in front of a real engine that records every chat request body it forwards."""
+
+    def __init__(self, engine_url: str) -> None:
+        self.engine_url = engine_url
+        self.bodies: list[dict] = []
+        self.app = FastAPI()
+        self.app.post("/v1/chat/completions")(self.chat)
+
+    async def chat(self, request: Request):
+        body = await request.json()
+        self.bodies.append(body)
+        async with httpx.AsyncClient(timeout=120) as client:
+            answer = await client.post(f"{self.engine_url}/chat/completions", json=body)
+        return JSONResponse(answer.json(), status_code=answer.status_code)

@@ -91,3 +91,22 @@ def test_a_name_shared_by_many_entities_triggers_none():
     reg = registry({**notes, "d.md": "---\naliases: [the Doctor]\n---\n# Doctor One\nText."})
     assert found(reg, "Who is the captain?") == []
     assert found(reg, "Who is the doctor?") == [("Doctor One", "doctor")]
+
+
+def test_a_wikilink_label_that_is_a_name_becomes_a_nickname_of_its_note():
+    reg = registry(
+        {
+            "Characters/Crew/Vesna Orlov.md": "# Vesna Orlov\nShe cracks safes.",
+            "Sessions/Job 01.md": "# Job 01\n[[vesna orlov|the Jackal]] went in first, [[Vesna Orlov|her]] "
+            "gun drawn, past [[Kessler Arcology#Sublevel 9|the Sublevel]].",
+        }
+    )
+    assert found(reg, "What does the Jackal carry?") == [("Vesna Orlov", "Jackal")]
+    assert found(reg, "Who is her?") == []  # a label that is not a name is no nickname
+    assert found(reg, "Where is the Sublevel?") == []  # a heading link names the heading, not the note
+
+
+def test_the_names_a_text_uses_are_the_ones_the_lore_writes_as_names():
+    reg = registry(WORLD)
+    names = reg.names_in("Then Elena Voss's uncle Marcus Voss met the crew on Calla. The arm held.")
+    assert names == {"elena voss": "Elena Voss", "marcus voss": "Marcus Voss", "calla": "Calla"}

@@ -1,5 +1,6 @@
 """`lore ingest`: incremental, consistent after crashes, clear about everything it skips."""
 
+import json
 import os
 import signal
 import subprocess
@@ -7,12 +8,15 @@ import sys
 import time
 from collections import Counter
 
+import lancedb
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from scifi_llm.config import init_workspace
 from scifi_llm.errors import UserError
 from scifi_llm.lore.ingest import ingest
+from scifi_llm.lore.retrieve import Retriever
 from scifi_llm.lore.store import ChunkRow, LoreIndex
 
 from conftest import EXAMPLES, copy_lore, ingest_with, options, write
@@ -140,6 +144,10 @@ def test_a_crash_between_storing_and_deleting_is_repaired(workspace, minilm):
         "heading",
         "text",
         "tokens",
+        "context_chars",
+        "joiner",
+        "sections",
+        "links",
         "facts",
         "search_text",
         "run",
@@ -160,7 +168,7 @@ def _versions(table_dir) -> int:
     return len(list(versions.iterdir())) if versions.is_dir() else 0
 
 
-def test_kill_9_in_the_middle_of_an_ingest_then_ingest_again(tmp_path, example_workspace):
+def test_kill_9_in_the_middle_of_an_ingest_then_ingest_again(tmp_path):
     """A real `scifi-llm lore ingest` process is killed with SIGKILL after its first commits."""
     workspace = init_workspace(tmp_path / "novel", with_example=True)
     command = [
@@ -175,7 +183,10 @@ def test_kill_9_in_the_middle_of_an_ingest_then_ingest_again(tmp_path, example_w
         "minilm",
         "--json",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    small_chunks = {**os.environ, "SCIFI_LLM_LORE__CHUNK_TOKENS": "60"}  # several batches to kill between
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=small_chunks
+    )
     table_dir = workspace.index_dir / "scifi_world.lance"
     deadline = time.monotonic() + 120
     while _versions(table_dir) < 3 and process.poll() is None and time.monotonic() < deadline:
@@ -184,15 +195,17 @@ def test_kill_9_in_the_middle_of_an_ingest_then_ingest_again(tmp_path, example_w
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     partial = stored(workspace).count()
-    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True, env=small_chunks)
     assert '"files_unchanged": 0' not in resumed.stdout, "nothing of the first run survived the kill"
-    expected = stored(example_workspace).count()
     collection = stored(workspace)
-    assert 0 < partial < expected or partial != collection.count()
-    assert collection.count() == expected
     assert_consistent(collection)
     sources = {path.relative_to(EXAMPLES / "lore").as_posix() for path in (EXAMPLES / "lore").rglob("*.md")}
     assert set(collection.file_states()) == sources
+    repaired = collection.count()
+    clean = subprocess.run(
+        [*command, "--rebuild"], capture_output=True, text=True, check=True, env=small_chunks
+    )
+    assert 0 < partial < repaired == json.loads(clean.stdout)["chunks_total"]
 
 
 def test_ingesting_one_folder_leaves_the_others_alone(workspace, minilm):
@@ -209,3 +222,48 @@ def test_ingesting_one_folder_leaves_the_others_alone(workspace, minilm):
     )
     assert report.files_removed == 1
     assert set(stored(workspace).file_states()) == {NOTES[0], NOTES[2]}
+
+
+def test_wikilinks_that_name_no_note_are_reported(workspace, minilm, cli):
+    write(workspace.lore_dir / "Characters" / "Vesna Orlov.md", "# Vesna Orlov\nShe cracks safes.")
+    write(
+        workspace.lore_dir / "Sessions" / "Job 01.md",
+        "# Job 01\n[[vesna orlov|The Jackal]] met [[Dana Wu]] at [[Characters/Vesna Orlov#Past|home]].",
+    )
+    report = ingest_with(minilm, workspace)
+    assert report.unresolved_links == [("Sessions/Job 01.md", "Dana Wu")]
+    shown = cli("lore", "ingest", workspace=workspace)
+    assert "1 wikilinks name no note: [[Dana Wu]] in Sessions/Job 01.md" in shown.stdout
+
+
+def test_a_collection_written_by_an_older_version_is_rebuilt(workspace, minilm):
+    copy_lore(workspace, *NOTES[:2])
+    old_schema = pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("source", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), 384)),
+        ],
+        metadata={b"embedding_model": b"minilm"},
+    )
+    old = lancedb.connect(str(workspace.index_dir)).create_table("scifi_world", schema=old_schema)
+    old.add([{"id": "a#1#0", "source": NOTES[0], "vector": [0.0] * 384}])
+    with pytest.raises(UserError, match="older scifi-llm: run `scifi-llm lore ingest`"):
+        Retriever(stored(workspace), minilm)
+    report = ingest_with(minilm, workspace)
+    assert report.files_indexed == 2 and "rebuilt" in report.warnings[0][1]
+    assert Retriever(stored(workspace), minilm).search("Elena", k=1).results
+
+
+def test_short_notes_are_never_packed_together(workspace, minilm):
+    for name in ("Kip", "Lark", "Moth"):
+        write(
+            workspace.lore_dir / f"{name.lower()}.md",
+            f"# {name}\n## Role\n{name} flies.\n## Ship\n{name} owns one.",
+        )
+    ingest_with(minilm, workspace)
+    rows = stored(workspace).rows(["source", "text"])
+    assert len(rows) == 3
+    for row in rows:
+        name = row["source"].removesuffix(".md").title()
+        assert row["text"] == f"# {name}\n## Role\n{name} flies.\n\n## Ship\n{name} owns one."

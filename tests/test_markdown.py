@@ -87,3 +87,39 @@ def test_list_items_and_table_rows_stay_whole_lines():
 def test_heading_markup_is_removed():
     document = parse_document("# **Elena** [Voss](x.md)\nText.", "e.md")
     assert document.title == "Elena Voss"
+
+
+def test_wikilinks_read_as_obsidian_shows_them_and_keep_their_targets():
+    document = parse_document(
+        "# Job 01\nThe crew followed [[Vesna Orlov|the Jackal]] and [[Vesna Orlov|Vesna]] down to "
+        "[[Kessler Arcology#Sublevel 9]]. ![[map.png]]\n\nAsk [[dana wu]].",
+        "Sessions/Job 01.md",
+    )
+    first, second = document.sections[0].blocks
+    assert first.sentences == (
+        "The crew followed the Jackal (Vesna Orlov) and Vesna down to Kessler Arcology > Sublevel 9.",
+    )
+    assert first.links == ("Vesna Orlov", "Kessler Arcology")
+    assert second.sentences == ("Ask dana wu.",) and second.links == ("dana wu",)
+    assert document.links == [("Vesna Orlov", "the Jackal"), ("Vesna Orlov", "Vesna"),
+                              ("Kessler Arcology", ""), ("dana wu", "")]  # fmt: skip
+
+
+def test_comments_are_dropped_and_callout_and_quote_markers_removed():
+    document = parse_document(
+        "# Heron\n%% private: kill him in book 3 %%\n<!-- old draft -->\n> [!warning] Off the books\n"
+        "> He works alone.\n> Nobody trusts him.\n",
+        "heron.md",
+    )
+    assert [block.sentences for block in document.sections[0].blocks] == [
+        ("Off the books",),
+        ("He works alone.", "Nobody trusts him."),
+    ]
+
+
+def test_blocks_know_their_kind_and_tables_their_header():
+    document = parse_document("# Fleet\n| Ship | Crew |\n|---|---|\n| Gull | 4 |\n\n- one\n- two", "f.md")
+    table, items = document.sections[0].blocks
+    assert (table.kind, table.table_header) == ("table", ("| Ship | Crew |", "|---|---|"))
+    assert (items.kind, items.table_header) == ("list", ())
+    assert document.sections[0].levels == (1,)

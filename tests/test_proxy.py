@@ -1,7 +1,7 @@
 """The lore proxy, end to end: the official openai SDK -> proxy -> a real `transformers serve`."""
 
 import asyncio
-import json
+import itertools
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import replace
@@ -13,9 +13,17 @@ import pytest
 from scifi_llm.errors import UserError
 from scifi_llm.lore.retrieve import Hit
 from scifi_llm.proxy.app import LoreService, ProxySettings, create_app
-from scifi_llm.proxy.augment import inject, lore_query
+from scifi_llm.proxy.augment import (
+    LORE_HEADER,
+    Given,
+    LoreMemory,
+    LoreRequest,
+    lore_message,
+    lore_request,
+    place,
+)
 from scifi_llm.proxy.history import MIGRATIONS, History
-from servers import ELENA_QUESTION, FaultyEngine, ask, running_proxy, sdk, serve_in_thread
+from servers import ELENA_QUESTION, EngineTap, FaultyEngine, ask, running_proxy, sdk, serve_in_thread
 
 from conftest import copy_lore, free_port, ingest_with, write
 
@@ -189,27 +197,88 @@ def test_history_can_be_switched_off(example_workspace, engine, tiny_llama, tmp_
         assert httpx.get(f"{base}/stats").json()["history"] == {"enabled": False, "rows": 0}
 
 
-def test_lore_goes_after_the_clients_system_message_in_a_stable_order():
-    hits = [Hit("b#1", "B text", "b.md", "B", 2), Hit("a#1", "A text", "a.md", "A", 2)]
-    messages = [{"role": "system", "content": "You write noir."}, {"role": "user", "content": "Go"}]
-    injected = inject(messages, hits)
-    assert [m["role"] for m in injected] == ["system", "system", "user"]
-    assert injected[0] == messages[0]
-    assert injected[1]["content"].index("[a.md") < injected[1]["content"].index("[b.md")
-    assert inject(messages, list(reversed(hits))) == injected
-    assert inject(messages, []) == messages
+def _hit(source: str, text: str, chunk: str) -> Hit:
+    return Hit(f"{source}#{chunk}", text, source, source.removesuffix(".md").title(), 2, chunk_ids=[chunk])
 
 
-def test_short_follow_ups_are_searched_with_the_turn_before():
+def test_each_placement_puts_the_lore_where_it_says():
+    hits = [_hit("b.md", "B text", "b1"), _hit("a.md", "A text", "a1")]
+    lore = lore_message(hits)
+    assert lore["content"].index("[a.md") < lore["content"].index("[b.md")  # fixed order, not by score
+    assert lore_message(list(reversed(hits))) == lore
+    messages = [
+        {"role": "system", "content": "You write noir."},
+        {"role": "user", "content": "Go"},
+        {"role": "assistant", "content": "Gone."},
+        {"role": "user", "content": "Again"},
+    ]
+    assert place(messages, lore, "system") == [messages[0], lore, *messages[1:]]
+    assert place(messages, lore, "last_user") == [*messages[:3], lore, messages[3]]
+    earlier = Given({"role": "system", "content": "old lore"}, frozenset({"x"}), 10)
+    carried = place(messages, lore, "conversation", {1: earlier})
+    assert carried == [messages[0], earlier.message, messages[1], messages[2], lore, messages[3]]
+    assert place(messages, None, "last_user") == messages
+
+
+def test_the_lore_query_reads_recent_turns_never_the_system_prompt():
     turns = [
+        {"role": "system", "content": "You are Hollis, a novelist's assistant."},
         {"role": "user", "content": "Describe the Ashgrove Lark's drive."},
         {"role": "assistant", "content": "It has one SK-4."},
         {"role": "user", "content": "And her sister's?"},
     ]
-    assert lore_query(turns) == "It has one SK-4.\nAnd her sister's?"
+    request = lore_request(turns, scan_depth=4)
+    assert request.query == "It has one SK-4.\nAnd her sister's?"
+    assert request.recent == "Describe the Ashgrove Lark's drive.\nIt has one SK-4."
+    assert lore_request(turns, scan_depth=1).recent == "It has one SK-4."
     long_turn = "Write the whole scene where Elena and Tomas argue in the galley about the key she carries"
-    assert lore_query([*turns, {"role": "user", "content": long_turn}]) == long_turn
-    assert json.dumps(lore_query([{"role": "system", "content": "x"}])) == '""'
+    assert lore_request([*turns, {"role": "user", "content": long_turn}]).query == long_turn
+    assert lore_request([turns[0], {"role": "user", "content": "Go on."}]).query == "Go on."
+    assert lore_request([turns[0]]).query == ""
+
+
+def test_lore_memory_carries_what_fits_and_only_for_the_same_conversation():
+    memory = LoreMemory(carry_tokens=15)
+    chat = [{"role": "user", "content": "one"}]
+    memory.remember(chat, Given({"role": "system", "content": "L1"}, frozenset({"a"}), 10))
+    chat += [{"role": "assistant", "content": "reply"}, {"role": "user", "content": "two"}]
+    memory.remember(chat, Given({"role": "system", "content": "L2"}, frozenset({"b"}), 10))
+    chat += [{"role": "assistant", "content": "reply"}, {"role": "user", "content": "three"}]
+    assert {index: given.message["content"] for index, given in memory.recall(chat).items()} == {0: "L1"}
+    edited = [{"role": "user", "content": "ONE"}, *chat[1:]]
+    assert memory.recall(edited) == {}  # an edited conversation carries nothing from before the edit
+
+
+def test_the_engine_sees_each_request_as_an_exact_prefix_of_the_next(example_workspace, engine, tiny_llama):
+    turns = [
+        "Write the scene where Ledger's arm locks up in the cold hold of the Lark.",
+        "Continue.",
+        "Now Hollis comes down to the hold with the Magistrate's letter.",
+        "Continue.",
+    ]
+    bodies = {}
+    for placement in ("conversation", "last_user", "system"):
+        tap = EngineTap(engine)
+        settings = ProxySettings(upstreams=(), index_dir=example_workspace.index_dir, placement=placement)
+        with serve_in_thread(tap.app, free_port()) as tap_url:
+            settings = replace(settings, upstreams=(f"{tap_url}/v1",))
+            with serve_in_thread(create_app(settings), free_port()) as proxy_url:
+                client, messages = sdk(f"{proxy_url}/v1"), []
+                for turn in turns:
+                    messages.append({"role": "user", "content": turn})
+                    answer = client.chat.completions.create(
+                        model=str(tiny_llama), max_tokens=6, messages=messages
+                    )
+                    messages.append({"role": "assistant", "content": answer.choices[0].message.content})
+        bodies[placement] = [body["messages"] for body in tap.bodies]
+    kept = bodies["conversation"]
+    assert all(later[: len(earlier)] == earlier for earlier, later in itertools.pairwise(kept))
+    assert kept[0][-2]["content"].startswith(LORE_HEADER)  # the lore just before the last user message
+    assert sum(message["content"].startswith(LORE_HEADER) for message in kept[-1]) >= 2  # earlier lore kept
+    moved = bodies["last_user"]
+    assert all(later[: len(earlier) - 2] == earlier[:-2] for earlier, later in itertools.pairwise(moved))
+    old = bodies["system"]
+    assert any(later[: len(earlier)] != earlier for earlier, later in itertools.pairwise(old))
 
 
 def test_a_request_without_model_gets_the_engines_model(proxy, engine, tiny_llama):
@@ -264,10 +333,11 @@ def test_concurrent_requests_share_one_embedding_batch(example_workspace, monkey
 
     async def ask_all():
         questions = [f"What does Elena Voss carry on day {n}?" for n in range(8)]
-        return await asyncio.gather(*(service.search(q, "scifi_world", 3, 1500, "hybrid") for q in questions))
+        searches = (service.search(LoreRequest(q), "scifi_world", 3, 1500, "hybrid") for q in questions)
+        return await asyncio.gather(*searches)
 
     answers = asyncio.run(ask_all())
     assert len(answers) == 8 and all(answers)
     assert len(batches) < 8 and sum(batches) >= 8  # fewer forward passes than requests
     with pytest.raises(UserError):
-        asyncio.run(service.search("anything", "no_such_collection", 3, 1500, "hybrid"))
+        asyncio.run(service.search(LoreRequest("anything"), "no_such_collection", 3, 1500, "hybrid"))

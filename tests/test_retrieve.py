@@ -3,10 +3,13 @@
 import pytest
 
 from scifi_llm.lore.evaluate import evaluate, found_rank, load_questions
-from scifi_llm.lore.retrieve import Retriever, split_clauses
+from scifi_llm.lore.markdown import split_sentences
+from scifi_llm.lore.retrieve import Fusion, Retriever, split_clauses
 from scifi_llm.lore.store import LoreIndex
+from scifi_llm.proxy.augment import lore_request
+from scifi_llm.tokens import count_tokens
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, ingest_with, write
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +18,7 @@ def retriever(example_workspace, minilm) -> Retriever:
 
 
 def test_a_nickname_finds_the_entity_and_says_why(retriever):
-    retrieval = retriever.search("What does Ledger keep hidden in her forearm?", k=5)
+    retrieval = retriever.search("What does Ledger keep hidden in her forearm?", k=5, budget_tokens=1500)
     assert retrieval.mentions == ["Elena Voss (Ledger)"]
     assert retrieval.results[0].source == "characters/elena_voss.md"
     assert "alias:Ledger" in retrieval.results[0].reasons
@@ -29,14 +32,42 @@ def test_confusable_sister_ships_are_told_apart(retriever):
     assert lark.results[0].source == "ships/ashgrove_lark.md"
 
 
-def test_results_fit_the_budget_and_report_what_was_dropped(retriever):
-    full = retriever.search("Tell me about Elena Voss's arm and history", k=5)
-    budget = full.results[0].tokens + 1
-    cut = retriever.search("Tell me about Elena Voss's arm and history", k=5, budget_tokens=budget)
-    assert sum(hit.tokens for hit in cut.results) <= budget
-    assert cut.results[0].chunk_id == full.results[0].chunk_id
-    assert {entry["reason"] for entry in cut.dropped} == {"budget"}
-    assert len(cut.results) + len(cut.dropped) >= len(full.results)
+def test_passages_grow_from_the_best_chunks_within_the_budget(retriever):
+    question = "Tell me about Elena Voss's arm and history"
+    for budget in (150, 400, 800, 1500):
+        retrieval = retriever.search(question, k=5, budget_tokens=budget)
+        assert sum(hit.tokens for hit in retrieval.results) <= budget
+        assert all(hit.tokens == count_tokens(hit.text) for hit in retrieval.results)
+    full = retriever.search(question, k=5, budget_tokens=1500)
+    assert sum(hit.tokens for hit in full.results) > 1200  # the budget is filled, not left at k scraps
+    grown = [hit for hit in full.results if len(hit.chunk_ids) > 1]
+    assert grown
+    for hit in grown:  # neighbours merged: their overlap is not repeated
+        sentences = [
+            s for line in hit.text.split("\n") if not line.startswith("#") for s in split_sentences(line)
+        ]
+        assert len(sentences) == len(set(sentences))
+    tight = retriever.search(question, k=5, budget_tokens=150)
+    assert tight.dropped and {entry["reason"] for entry in tight.dropped} <= {"budget", "top_k", "duplicate"}
+
+
+def test_top_k_caps_the_notes_and_no_budget_means_one_chunk_each(retriever):
+    for k in (1, 2, 4):
+        retrieval = retriever.search("Who flies the Ashgrove sister ships?", k=k, budget_tokens=1500)
+        assert len(retrieval.results) <= k
+        assert len({hit.source for hit in retrieval.results}) == len(retrieval.results)
+    plain = retriever.search("Who flies the Ashgrove sister ships?", k=3)
+    assert len(plain.results) == 3 and all(len(hit.chunk_ids) == 1 for hit in plain.results)
+
+
+def test_lore_the_conversation_already_holds_is_not_given_again(retriever):
+    question = "What does Ledger keep hidden in her forearm?"
+    first = retriever.search(question, k=5, budget_tokens=1500)
+    held = frozenset(first.results[0].chunk_ids)
+    again = retriever.search(question, k=5, budget_tokens=1500, exclude=held)
+    assert not held & {chunk for hit in again.results for chunk in hit.chunk_ids}
+    assert first.results[0].source in again.sources
+    assert sum(hit.tokens for hit in again.results) < sum(hit.tokens for hit in first.results)
 
 
 def test_every_result_carries_source_heading_score_distance_and_reasons(retriever):
@@ -85,3 +116,49 @@ def test_searching_many_queries_at_once_finds_what_searching_each_finds(retrieve
     assert [[hit.chunk_id for hit in r.results] for r in together] == [
         [hit.chunk_id for hit in r.results] for r in alone
     ]
+
+
+VAULT = {
+    "Sessions/Job 01 - The Pearl Run.md": "# The Pearl Run\nThe crew hit the Aurel vault at dawn. "
+    "[[Characters/Crew/Vesna Orlov|The safecracker]] opened the inner door in ninety seconds.\n",
+    "Characters/Crew/Vesna Orlov.md": "---\ntags: [crew]\n---\n# Vesna Orlov\n## Chrome\n"
+    "Left arm: a Kessel Mk II, titanium over ceramic, fitted in Glasswater for nine thousand glints.\n"
+    "## Past\nGrew up above the dye works.\n",
+    **{
+        f"Places/Workshop {n}.md": f"# Workshop {n}\nWorkshop {n} makes {colour} hands and arms for dockers "
+        "who lose theirs.\n"
+        for n, colour in enumerate(["red", "blue", "green", "white", "black", "grey"])
+    },
+}
+
+
+def test_a_wikilink_hop_finds_a_note_the_query_never_names(workspace, minilm):
+    for name, text in VAULT.items():
+        write(workspace.lore_dir / name, text)
+    write(workspace.lore_dir / ".obsidian" / "app.json", '{"theme": "moonstone"}')
+    ingest_with(minilm, workspace)
+    retriever = Retriever(LoreIndex(workspace.index_dir).open("scifi_world"), minilm)
+    question = "On the Pearl Run, who opened the inner door, and what is that person's hand made of?"
+    found = retriever.search(question, k=4, budget_tokens=600)
+    vesna = [hit for hit in found.results if hit.source == "Characters/Crew/Vesna Orlov.md"]
+    assert vesna and "link:Characters/Crew/Vesna Orlov" in vesna[0].reasons
+    assert found_rank(found, ("titanium over ceramic",)) is not None
+    without = Retriever(retriever.collection, minilm, Fusion(hop=0.0, name_hop=0.0))
+    assert found_rank(without.search(question, k=4, budget_tokens=600), ("titanium over ceramic",)) is None
+
+
+def test_continue_after_a_turn_about_a_character_still_gets_her_lore(retriever):
+    turns = [
+        {"role": "system", "content": "You are a novelist's assistant."},
+        {"role": "user", "content": "Write the scene where Ledger's arm seizes up in the cold hold."},
+        {"role": "assistant", "content": "The hold was silent. Nobody spoke for a long while, and then "
+         "the lights dimmed twice and came back."},
+        {"role": "user", "content": "Continue."},
+    ]  # fmt: skip
+    request = lore_request(turns, scan_depth=4)
+    assert "novelist" not in request.query + request.recent  # the system prompt is never searched
+    alone = retriever.search(request.query, k=3, budget_tokens=1500)
+    following = retriever.search(request.query, k=3, budget_tokens=1500, recent=request.recent)
+    assert "characters/elena_voss.md" not in alone.sources
+    assert "characters/elena_voss.md" in following.sources
+    assert any(reason == "recent:Elena Voss" for hit in following.results for reason in hit.reasons)

@@ -40,11 +40,12 @@ class LoreSettings(_Section):
     folder: str = "lore"
     collection: str = Field("scifi_world", pattern=r"^[A-Za-z0-9_-]+$")
     embedding_model: str = "BAAI/bge-large-en-v1.5"
-    chunk_tokens: int = Field(300, ge=50, le=4000)
-    chunk_overlap: int = Field(40, ge=0, le=1000)
+    chunk_tokens: int = Field(200, ge=50, le=4000)
+    chunk_overlap: int = Field(30, ge=0, le=1000)
     top_k: int = Field(5, ge=1, le=100)
     budget_tokens: int = Field(1500, ge=100)
     mode: RetrievalMode = "hybrid"
+    scan_depth: int = Field(4, ge=0, le=100)
 
 
 class ServeSettings(_Section):
@@ -67,6 +68,8 @@ class ProxySection(_Section):
     api_key: str = ""
     max_body_mb: float = Field(4.0, gt=0)
     retrieval_timeout_s: float = Field(5.0, gt=0)
+    lore_placement: Literal["conversation", "last_user", "system"] = "conversation"
+    lore_carry_tokens: int = Field(6000, ge=0)
     history: bool = True
     history_limit: int = Field(100_000, ge=1)
 
@@ -210,6 +213,13 @@ api_key = ""
 max_body_mb = 4.0
 # Seconds lore retrieval may take before a request goes on without lore.
 retrieval_timeout_s = 5.0
+# Where the lore goes in each request: "conversation" (just before the last user message, and the lore
+# of earlier turns kept where it was given, so every request is an exact prefix of the next and the
+# engine's prefix cache is reused), "last_user" (just before the last user message, nothing kept), or
+# "system" (right after the system prompt: the whole conversation is prefilled again when lore changes).
+lore_placement = "conversation"
+# Most tokens of earlier turns' lore that "conversation" keeps in a request.
+lore_carry_tokens = 6000
 # Keep a history of requests in .scifi-llm/history.db.
 history = true
 # Most requests the history keeps (oldest are deleted first).
@@ -223,16 +233,20 @@ collection = "scifi_world"
 # Embedding model: a Hugging Face name, a local folder, or "minilm" (bundled, works offline).
 # A collection remembers the model it was built with; queries use that one.
 embedding_model = "BAAI/bge-large-en-v1.5"
-# Target chunk size in tokens; chunks never cut a sentence.
-chunk_tokens = 300
-# Tokens of context repeated from the end of one chunk at the start of the next, within a section.
-chunk_overlap = 40
-# How many lore chunks a query returns.
+# Largest chunk in tokens: a note's short sections are packed together up to this size, long ones cut
+# between sentences. Chunks are what the search ranks; what the model gets grows from them.
+chunk_tokens = 200
+# Tokens of context repeated from the end of one chunk at the start of the next, within a paragraph.
+chunk_overlap = 30
+# How many notes a query draws on at most.
 top_k = 5
-# Most tokens of lore a query may return in total; what does not fit is dropped and reported.
+# Tokens of lore a query hands over: the best chunks, grown with their neighbours until this is full.
 budget_tokens = 1500
 # Retrieval mode: "hybrid" (names and aliases + meaning + keywords), "dense" or "keyword".
 mode = "hybrid"
+# How many recent turns of a conversation the proxy scans for names: the people and places named there
+# stay in the running, so "Continue." still gets the lore of the scene.
+scan_depth = 4
 
 [writing]
 # Folder of your own finished prose, used for fine-tuning.

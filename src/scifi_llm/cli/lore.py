@@ -36,7 +36,7 @@ CollectionOption = Annotated[
     str | None, typer.Option("--collection", "-c", help="Collection (default: from settings).")
 ]
 TopKOption = Annotated[
-    int | None, typer.Option("-k", "--top-k", min=1, help="How many chunks (default: from settings).")
+    int | None, typer.Option("-k", "--top-k", min=1, help="At most this many notes (default: from settings).")
 ]
 ModeOption = Annotated[
     RetrievalMode | None,
@@ -44,7 +44,9 @@ ModeOption = Annotated[
 ]
 BudgetOption = Annotated[
     int | None,
-    typer.Option("--budget-tokens", min=1, help="Most lore tokens returned in all (default: from settings)."),
+    typer.Option(
+        "--budget-tokens", min=1, help="Tokens of lore handed over, the real limit (default: from settings)."
+    ),
 ]
 
 
@@ -140,6 +142,12 @@ def _print_ingest(report: IngestReport) -> None:
         console.print(escape(f"  skipped {name}: {reason}"), soft_wrap=True)
     for name, message in report.warnings:
         warn(f"{name}: {message}")
+    if report.unresolved_links:
+        shown = "; ".join(f"[[{link}]] in {name}" for name, link in report.unresolved_links[:5])
+        more = f" and {len(report.unresolved_links) - 5} more" if len(report.unresolved_links) > 5 else ""
+        console.print(
+            escape(f"  {len(report.unresolved_links)} wikilinks name no note: {shown}{more}"), soft_wrap=True
+        )
 
 
 def _open_retriever(workspace: Workspace, collection: str | None) -> Retriever:
@@ -162,7 +170,7 @@ def query_command(
     collection: CollectionOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Show the lore chunks retrieved for a query, with their sources and why they were chosen."""
+    """Show the lore a query gets: passages grown from the best chunks, with their sources and why."""
     if (text is None) == (from_file is None):
         raise UserError("give a query TEXT or --from-file FILE (one of the two)")
     workspace = _workspace(ctx)
@@ -192,7 +200,10 @@ def _print_retrieval(retrieval: Retrieval) -> None:
         console.print(f"entities: {escape(', '.join(retrieval.mentions))}")
     for rank, hit in enumerate(retrieval.results, start=1):
         title = escape(f"{rank}. {hit.source} — {hit.heading}")
-        subtitle = escape(f"score {hit.score:.4f} · {hit.tokens} tokens · {', '.join(hit.reasons)}")
+        chunks = len(hit.chunk_ids) or 1
+        subtitle = escape(
+            f"score {hit.score:.4f} · {hit.tokens} tokens in {chunks} chunks · {', '.join(hit.reasons)}"
+        )
         panel = Panel(
             Text(hit.text), title=title, title_align="left", subtitle=subtitle, subtitle_align="right"
         )
@@ -249,7 +260,7 @@ def _print_eval(report: EvalReport) -> None:
     console.print(
         "  ".join(f"recall@{n} {value:.3f}" for n, value in report.recall.items())
         + f"  MRR {report.mrr:.3f}  mean top-hit distance {report.mean_top_distance}"
-        + f"  mean lore tokens {report.mean_tokens}"
+        + f"  mean lore tokens {report.mean_tokens} ({report.mean_words} words, at most {report.max_words})"
     )
     for miss in report.misses:
         line = f"  missed ({miss['kind']}) {miss['question']}  (top: {miss['top_source']})"

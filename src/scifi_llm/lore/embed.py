@@ -16,6 +16,11 @@ from scifi_llm.errors import UserError
 
 MINILM = "minilm"
 DEFAULT_MODEL = "BAAI/bge-large-en-v1.5"
+# Threads for embedding a query. A query is a few dozen tokens: spreading it over every core buys little
+# and, when the writer's CPU is busy (feeding the GPU, the editor, the browser), costs much: on a loaded
+# 2-core machine one MiniLM query took 300-430 ms with torch's default threads and 75 ms with one
+# (perf/lore_bench.py measures it). A quarter of the cores, 1 to 4, keeps bge-large quick on big CPUs.
+QUERY_THREADS = max(1, min(4, (os.cpu_count() or 1) // 4))
 _BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 
 
@@ -45,7 +50,8 @@ def resolve_model(name: str) -> EmbeddingModelSpec:
 class Embedder:
     """A loaded embedding model; vectors are L2-normalised float32, so cosine distance is 1 - dot."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, query_threads: int | None = QUERY_THREADS) -> None:
+        self.query_threads = query_threads  # None: torch's own setting
         self.spec = resolve_model(name)
         self._model = _load(self.spec)
         self.dimension = int(self._model.get_embedding_dimension())
@@ -72,8 +78,19 @@ class Embedder:
         return self.embed_queries([query])[0]
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
-        """Embed several queries in one batch (one forward pass), each with the query instruction."""
-        return self._encode([self.spec.query_instruction + query for query in queries], len(queries))
+        """Embed several queries in one batch (one forward pass), each with the query instruction, on
+        `query_threads` threads."""
+        texts = [self.spec.query_instruction + query for query in queries]
+        if self.query_threads is None:
+            return self._encode(texts, len(texts))
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.query_threads)
+        try:
+            return self._encode(texts, len(texts))
+        finally:
+            torch.set_num_threads(before)
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         vectors = self._model.encode(

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from scifi_llm.lore.links import LinkResolver
 from scifi_llm.lore.markdown import Document
 
 _WORD = re.compile(r"[A-Za-z][\w'’-]*")
@@ -124,6 +125,7 @@ class NoteFacts:
     headings: list[list[str]] = field(default_factory=list)
     prose_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
     word_case: dict[str, list[int]] = field(default_factory=dict)
+    link_labels: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -134,6 +136,7 @@ class NoteFacts:
         """The inverse of `to_dict`."""
         values = dict(values)
         values["prose_aliases"] = [(alias, list(path)) for alias, path in values.get("prose_aliases", [])]
+        values["link_labels"] = [(note, label) for note, label in values.get("link_labels", [])]
         return cls(**values)
 
 
@@ -166,6 +169,7 @@ def note_facts(document: Document) -> NoteFacts:
         title=document.title,
         aliases=_front_matter_list(document.front_matter, "aliases"),
         tags=_front_matter_list(document.front_matter, "tags"),
+        link_labels=list(dict.fromkeys((note, label) for note, label in document.links if label)),
     )
     sentences: list[str] = []
     for section in document.sections:
@@ -208,9 +212,8 @@ class EntityRegistry:
         self._by_alias = {
             key: found for key, found in self._by_alias.items() if len(found) <= MAX_SHARED_ALIAS
         }
-        keys = sorted(self._by_alias, key=len, reverse=True)
-        body = "|".join(re.escape(key).replace(r"\ ", r"\s+").replace("'", "['’]") for key in keys)
-        self._pattern = re.compile(rf"(?<!\w)(?:the\s+)?({body})(?!\w)", re.IGNORECASE) if keys else None
+        body = _trie_pattern(self._by_alias)
+        self._pattern = re.compile(rf"(?<!\w)(?:the\s+)?({body})(?!\w)", re.IGNORECASE) if body else None
 
     def find(self, query: str) -> list[Mention]:
         """The entities named in `query`, longest names first where they overlap, each entity once."""
@@ -221,6 +224,18 @@ class EntityRegistry:
             for entity in self._by_alias[_normal(match.group(1))]:
                 mentions.setdefault(entity, Mention(entity, match.group(1)))
         return list(mentions.values())
+
+    def names_in(self, text: str) -> dict[str, str]:
+        """The proper names a text uses (runs of capitalised words the lore writes as names): folded name
+        -> the name as written."""
+        names: dict[str, str] = {}
+        for match in _CAPITALISED.finditer(text):
+            words = [_strip_possessive(word) for word in match.group(1).split()]
+            while words and not (self.is_proper(words[0]) and words[0].lower() not in _GENERIC_WORDS):
+                words = words[1:]
+            if words and (len(words) > 1 or len(words[0]) >= 3):
+                names.setdefault(_normal(" ".join(words)), " ".join(words))
+        return names
 
     def is_proper(self, word: str) -> bool:
         """True when the lore writes `word` as a name: capitalised mid-sentence, rarely if ever lowercase."""
@@ -239,6 +254,7 @@ class EntityRegistry:
                 owner = _innermost_scope(draft, source, tuple(path))
                 if _normal(alias) not in names or _normal(alias) == _normal(draft[owner][0]):
                     draft[owner][1].append(alias)
+        self._add_link_labels(draft, notes, names)
         part_owners = self._name_parts(draft)
         entities = []
         for (source, scope), (name, aliases) in draft.items():
@@ -249,6 +265,19 @@ class EntityRegistry:
             )
             entities.append(Entity(name, source, scope, unique))
         return entities
+
+    @staticmethod
+    def _add_link_labels(draft: dict, notes: dict[str, NoteFacts], names: set[str]) -> None:
+        """A wikilink's label that is a name (`[[Vesna Orlov|the Jackal]]`) is a nickname of its note."""
+        resolver = LinkResolver(list(notes))
+        for facts in notes.values():
+            for note, label in facts.link_labels:
+                target = resolver.resolve(note)
+                named = [
+                    w for w in _WORD.findall(label) if w[0].isupper() and w.lower() not in _GENERIC_WORDS
+                ]
+                if target is not None and named and _normal(label) not in names:
+                    draft[(target, ())][1].append(label)
 
     def _names_a_thing(self, heading: str) -> bool:
         """A heading names a thing when it is in Title Case and its specific words are proper names."""
@@ -273,6 +302,31 @@ class EntityRegistry:
                     if len(word) >= 3 and word.lower() not in _GENERIC_WORDS and self.is_proper(word):
                         owners.setdefault(word, set()).add(owner)
         return owners
+
+
+def _trie_pattern(keys) -> str:
+    """One regular expression matching any of `keys`, the longest first, built as a trie: a text is read
+    once per position whatever the number of names (an alternation of thousands of names, tried one by
+    one, made a registry of a large world slow on every chunk it read)."""
+    trie: dict = {}
+    for key in keys:
+        node = trie
+        for char in key:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_branch(trie) if trie else ""
+
+
+def _trie_branch(node: dict) -> str:
+    branches = [_trie_char(char) + _trie_branch(child) for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body
+
+
+def _trie_char(char: str) -> str:
+    return {" ": r"\s+", "'": "['’]"}.get(char, re.escape(char))
 
 
 def _front_matter_list(front_matter: dict, key: str) -> list[str]:

@@ -46,6 +46,8 @@ class EvalReport:
     mrr: float
     mean_top_distance: float | None
     mean_tokens: float
+    mean_words: float
+    max_words: int
     by_kind: dict[str, dict]
     misses: list[dict] = field(default_factory=list)
     skipped_lines: list[dict] = field(default_factory=list)
@@ -133,12 +135,13 @@ def evaluate(
 ) -> EvalReport:
     """Run every question through the retriever and score the results."""
     ranks: list[int | None] = []
-    distances, tokens, misses = [], [], []
+    distances, tokens, words, misses = [], [], [], []
     for question in questions:
         retrieval = retriever.search(question.question, k=k, mode=mode, budget_tokens=budget_tokens)
         rank = found_rank(retrieval, question.gold_phrases)
         ranks.append(rank)
         tokens.append(sum(hit.tokens for hit in retrieval.results))
+        words.append(sum(len(hit.text.split()) for hit in retrieval.results))
         if retrieval.results and retrieval.results[0].distance is not None:
             distances.append(retrieval.results[0].distance)
         if rank is None:
@@ -171,6 +174,8 @@ def evaluate(
         mrr=_mrr(ranks),
         mean_top_distance=round(mean(distances), 4) if distances else None,
         mean_tokens=round(mean(tokens), 1) if tokens else 0.0,
+        mean_words=round(mean(words), 1) if words else 0.0,
+        max_words=max(words, default=0),
         by_kind=by_kind,
         misses=misses,
     )

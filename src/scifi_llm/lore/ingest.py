@@ -6,6 +6,7 @@ in batches, so an interrupted ingest keeps what it finished and the next run red
 """
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,16 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scifi_llm.errors import UserError
-from scifi_llm.lore.chunk import Chunk, chunk_document
+from scifi_llm.lore.chunk import HEADING_SEPARATOR, Chunk, chunk_document
 from scifi_llm.lore.embed import Embedder
 from scifi_llm.lore.entities import NoteFacts, note_facts
+from scifi_llm.lore.links import LinkResolver
 from scifi_llm.lore.markdown import parse_document
-from scifi_llm.lore.store import ChunkRow, Collection, LoreIndex, facts_json
+from scifi_llm.lore.store import FORMAT, ChunkRow, Collection, LoreIndex, compact_json
 from scifi_llm.textio import NotText, read_text
 
 LORE_EXTENSIONS = (".md", ".markdown", ".txt")
 # Bump when chunking or fact extraction changes, so every file is re-chunked once.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,14 @@ class IngestReport:
     seconds: float = 0.0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    unresolved_links: list[tuple[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
         values = dict(self.__dict__)
         values["skipped"] = [{"file": name, "reason": reason} for name, reason in self.skipped]
         values["warnings"] = [{"file": name, "message": message} for name, message in self.warnings]
+        values["unresolved_links"] = [{"file": name, "link": link} for name, link in self.unresolved_links]
         return values
 
 
@@ -160,11 +164,14 @@ def ingest(
     started = time.perf_counter()
     files, skipped, prefixes = scan(roots, lore_dir)
     existing = index.open(options.collection) if options.collection in index.names() else None
-    states = existing.file_states() if existing and not options.rebuild else {}
+    outdated = existing is not None and existing.format != FORMAT
+    states = existing.file_states() if existing and not options.rebuild and not outdated else {}
     if not files and not skipped and not any(_under(source, prefixes) for source in states):
         raise UserError(f"no lore files in {', '.join(str(root) for root in roots)}: add .md or .txt notes")
     collection, embedder = _open_collection(index, existing, options, load_embedder)
     report = IngestReport(options.collection, collection.model_name, len(files), skipped=list(skipped))
+    if outdated and not options.rebuild:
+        report.warnings.append((options.collection, "written by an older scifi-llm: rebuilt from scratch"))
     changed = _changed_files(files, states, collection, options, report)
     present = {lore_file.source for lore_file in files}
     gone = [source for source in states if source not in present and _under(source, prefixes)]
@@ -176,8 +183,22 @@ def ingest(
     if changed or gone:
         collection.finish()
     report.chunks_total = collection.count()
+    report.unresolved_links = unresolved_links(collection)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+def unresolved_links(collection: Collection) -> list[tuple[str, str]]:
+    """(file, link) for every `[[wikilink]]` that names no note of the collection, as Obsidian would."""
+    rows = collection.rows(["source", "links"])
+    resolver = LinkResolver([row["source"] for row in rows])
+    broken = {
+        (row["source"], target)
+        for row in rows
+        for target in json.loads(row["links"] or "[]")
+        if resolver.resolve(target) is None
+    }
+    return sorted(broken)
 
 
 def _changed_files(
@@ -231,7 +252,8 @@ def _open_collection(
                 f"collection {options.collection} was built with {existing.model_name}, not "
                 f"{options.embedding_model}: add --rebuild to re-embed it all with the new model"
             )
-        return existing, None
+        if existing.format == FORMAT:
+            return existing, None
     model_name = options.embedding_model or (existing.model_name if existing else options.default_model)
     embedder = load_embedder(model_name)
     return index.create(options.collection, embedder.dimension, model_name), embedder
@@ -273,7 +295,11 @@ def _store_batch(
             text=chunk.text,
             search_text=keyword_text(prepared.facts, chunk),
             tokens=chunk.tokens,
-            facts=facts_json(prepared.facts.to_dict()) if index == 0 else "",
+            context_chars=chunk.context_chars,
+            joiner=chunk.joiner,
+            sections=compact_json([HEADING_SEPARATOR.join(path) for path in chunk.sections]),
+            links=compact_json(list(chunk.links)),
+            facts=compact_json(prepared.facts.to_dict()) if index == 0 else "",
             run=run,
             vector=vector,
         )

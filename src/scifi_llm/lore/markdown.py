@@ -2,6 +2,11 @@
 
 A section is the text under one heading, as blocks (paragraphs, list items, table rows, code), each block
 already split into sentences, so the chunker can pack whole sentences and never cut one.
+
+Obsidian's syntax is read as Obsidian shows it: `[[Note|shown text]]` becomes the shown text (followed by
+the note's name in brackets when the shown text does not say it, so a nickname keeps its owner), the link
+targets are kept with their block for the retriever's second hop, `%% comments %%` and HTML comments are
+dropped, and callout and quote markers are removed from the text they mark.
 """
 
 import re
@@ -15,6 +20,12 @@ _LIST_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,3}[.)])\s+")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _SENTENCE_END = re.compile(r"[.!?…]+[\"”’')\]]*\s+")
 _SENTENCE_START = re.compile(r"[\"“‘(\[]?[A-Z0-9]")
+_TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}")
+_WIKILINK = re.compile(r"(!?)\[\[([^\[\]|\n]*)(?:\|([^\[\]\n]*))?\]\]")
+_COMMENT = re.compile(r"%%.*?%%|<!--.*?-->", re.DOTALL)
+_QUOTE = re.compile(r"^\s{0,3}>\s?")
+_CALLOUT = re.compile(r"^\s{0,3}>\s?\[![\w-]+\][+-]?\s*")
+_NOT_A_NOTE = re.compile(r"\.(?!md$|markdown$|txt$)\w{2,5}$", re.IGNORECASE)
 _ABBREVIATIONS = frozenset(
     [
         "dr",
@@ -49,18 +60,34 @@ _ABBREVIATIONS = frozenset(
 
 @dataclass(frozen=True)
 class Block:
-    """A paragraph, list item, table or code block, as the sentences it is made of."""
+    """A paragraph, list, table or code block, as the sentences (or items, rows) it is made of."""
 
     sentences: tuple[str, ...]
     joiner: str = " "
+    kind: str = "paragraph"  # paragraph, list, table or code
+    links: tuple[str, ...] = ()  # the notes its wikilinks point to, as written: `Vesna Orlov#Past`
+
+    @property
+    def table_header(self) -> tuple[str, ...]:
+        """A table's header row and its `|---|` line: what a reader needs to read any later row."""
+        if self.kind != "table":
+            return ()
+        if len(self.sentences) > 1 and _TABLE_RULE.match(self.sentences[1]):
+            return self.sentences[:2]
+        return self.sentences[:1]
 
 
 @dataclass
 class Section:
-    """The blocks under one heading; `path` is the heading path from the document title down."""
+    """The blocks under one heading; `path` is the heading path from the document title down.
+
+    `levels` holds each path element's Markdown heading level, 0 for a title that was not a heading
+    in the note (one taken from front matter or the file name).
+    """
 
     path: tuple[str, ...]
     blocks: list[Block] = field(default_factory=list)
+    levels: tuple[int, ...] = ()
 
     @property
     def text(self) -> str:
@@ -70,12 +97,13 @@ class Section:
 
 @dataclass
 class Document:
-    """A parsed lore note."""
+    """A parsed lore note; `links` pairs each wikilink's note with its label ("" when none)."""
 
     title: str
     front_matter: dict
     front_matter_error: str | None
     sections: list[Section]
+    links: list[tuple[str, str]] = field(default_factory=list)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -124,24 +152,56 @@ def title_from_path(relative_path: str) -> str:
 def parse_document(text: str, relative_path: str) -> Document:
     """Parse a Markdown or plain-text note into front matter, title and sections."""
     fields, error, body = parse_front_matter(text)
-    raw_sections = _split_by_headings(body)
-    opens_with_heading = len(raw_sections) > 1 and not "".join(raw_sections[0][1]).strip()
+    raw_sections = _split_by_headings(_COMMENT.sub("", body))
+    opens_with_heading = len(raw_sections) > 1 and not "".join(raw_sections[0][2]).strip()
     first_heading = raw_sections[1][0][0] if opens_with_heading else None
-    name = fields.get("name")
+    name = fields.get("name") or fields.get("title")
     title = str(name).strip() if isinstance(name, str | int) and str(name).strip() else None
     title = title or first_heading or title_from_path(relative_path)
-    sections = []
-    for path, lines in raw_sections:
-        full_path = path if path and path[0] == title else (title, *path)
-        blocks = _blocks(lines)
+    sections, links = [], []
+    for path, levels, lines in raw_sections:
+        if not (path and path[0] == title):
+            path, levels = (title, *path), (0, *levels)
+        blocks = _blocks(lines, links)
         if blocks:
-            sections.append(Section(full_path, blocks))
-    return Document(title, fields, error, sections)
+            sections.append(Section(path, blocks, levels))
+    return Document(title, fields, error, sections, links)
 
 
-def _split_by_headings(body: str) -> list[tuple[tuple[str, ...], list[str]]]:
-    """Lines grouped under their heading path; headings inside code fences are not headings."""
-    sections: list[tuple[tuple[str, ...], list[str]]] = [((), [])]
+def render_wikilinks(line: str) -> tuple[str, list[tuple[str, str]]]:
+    """A line with its wikilinks shown as Obsidian shows them, and each link's (note, label).
+
+    `[[Vesna Orlov|the Jackal]]` reads "the Jackal (Vesna Orlov)", so the nickname keeps its owner;
+    `[[Vesna Orlov|Vesna]]` reads "Vesna"; `[[Kessler Arcology#Sublevel 9]]` reads
+    "Kessler Arcology > Sublevel 9"; an embedded image (`![[map.png]]`) is dropped. The label is kept
+    only when it names the note itself (no `#heading`), as a nickname the note may go by.
+    """
+    links: list[tuple[str, str]] = []
+
+    def shown(match: re.Match) -> str:
+        target, label = match.group(2).strip(), (match.group(3) or "").strip()
+        note, _, heading = target.partition("#")
+        note, heading = note.strip(), heading.strip(" ^")
+        if match.group(1) and _NOT_A_NOTE.search(note):
+            return ""
+        plain = " > ".join(part for part in (note, heading) if part)
+        if note:
+            links.append((note, "" if heading else label))
+        if not label:
+            return plain
+        says_it = not note or _folded(label) in _folded(plain) or _folded(note) in _folded(label)
+        return label if says_it else f"{label} ({note})"
+
+    return _WIKILINK.sub(shown, line), links
+
+
+def _folded(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _split_by_headings(body: str) -> list[tuple[tuple[str, ...], tuple[int, ...], list[str]]]:
+    """Lines grouped under their heading path (and its levels); headings in code fences are not headings."""
+    sections: list[tuple[tuple[str, ...], tuple[int, ...], list[str]]] = [((), (), [])]
     stack: list[tuple[int, str]] = []
     in_fence = False
     for line in body.split("\n"):
@@ -149,13 +209,13 @@ def _split_by_headings(body: str) -> list[tuple[tuple[str, ...], list[str]]]:
             in_fence = not in_fence
         heading = None if in_fence else _HEADING.match(line)
         if heading is None:
-            sections[-1][1].append(line)
+            sections[-1][2].append(line)
             continue
-        level, title = len(heading.group(1)), _plain(heading.group(2))
+        level, title = len(heading.group(1)), _plain(render_wikilinks(heading.group(2))[0])
         while stack and stack[-1][0] >= level:
             stack.pop()
         stack.append((level, title))
-        sections.append((tuple(name for _, name in stack), []))
+        sections.append((tuple(name for _, name in stack), tuple(lvl for lvl, _ in stack), []))
     return sections
 
 
@@ -165,38 +225,54 @@ def _plain(heading: str) -> str:
     return re.sub(r"[*_`]+", "", heading).strip()
 
 
-def _blocks(lines: list[str]) -> list[Block]:
+def _blocks(lines: list[str], links: list[tuple[str, str]]) -> list[Block]:
     """Group a section's lines into blocks: paragraphs (split into sentences), lists, tables and code.
 
-    List items and table rows are kept whole, one line each; code blocks are one unit.
+    List items and table rows are kept whole, one line each; code blocks are one unit. Wikilinks are
+    rendered and their targets kept with their block (and added to `links`); quote and callout markers
+    are removed.
     """
     blocks: list[Block] = []
     paragraph: list[str] = []
     rows: list[str] = []
+    targets: list[str] = []
     fence: list[str] | None = None
 
     def flush() -> None:
         if paragraph:
-            blocks.append(Block(tuple(split_sentences(" ".join(paragraph)))))
+            blocks.append(Block(tuple(split_sentences(" ".join(paragraph))), links=tuple(targets)))
             paragraph.clear()
         if rows:
-            blocks.append(Block(tuple(rows), "\n"))
+            kind = "table" if rows[0].startswith("|") else "list"
+            blocks.append(Block(tuple(rows), "\n", kind, tuple(targets)))
             rows.clear()
+        targets.clear()
 
     for line in lines:
-        stripped = line.strip()
         if fence is not None:
             fence.append(line)
             if _FENCE.match(line):
-                blocks.append(Block(("\n".join(fence),), "\n"))
+                blocks.append(Block(("\n".join(fence),), "\n", "code"))
                 fence = None
-        elif _FENCE.match(line):
+            continue
+        if _FENCE.match(line):
             flush()
             fence = [line]
-        elif not stripped:
+            continue
+        callout = _CALLOUT.match(line)
+        line, found = render_wikilinks(line[callout.end() :] if callout else _QUOTE.sub("", line, count=1))
+        stripped = line.strip()
+        if not stripped or callout:
             flush()
-        elif stripped.startswith("|") or _LIST_ITEM.match(line):
-            if paragraph:
+        if callout and stripped:  # a callout's title is a line of its own
+            paragraph.append(stripped)
+            links.extend(found)
+            targets.extend(note for note, _ in found)
+            flush()
+        if not stripped or callout:
+            continue
+        if stripped.startswith("|") or _LIST_ITEM.match(line):
+            if paragraph or (rows and rows[0].startswith("|") != stripped.startswith("|")):
                 flush()
             rows.append(stripped)
         elif rows and line[:1].isspace():
@@ -205,7 +281,9 @@ def _blocks(lines: list[str]) -> list[Block]:
             if rows:
                 flush()
             paragraph.append(stripped)
+        links.extend(found)
+        targets.extend(note for note, _ in found if note not in targets)
     if fence is not None:
-        blocks.append(Block(("\n".join(fence),), "\n"))
+        blocks.append(Block(("\n".join(fence),), "\n", "code"))
     flush()
     return blocks

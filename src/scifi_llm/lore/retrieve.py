@@ -1,14 +1,25 @@
-"""Finding the lore a request needs: entity triggers + dense + keyword, fused, deduplicated, budgeted.
+"""Finding the lore a request needs: entity triggers + dense + keyword, fused, then grown into passages.
 
 `hybrid` works like a lorebook plus a search engine. Any entity named in the query (by name, title or
 nickname, whole word, any case) puts its chunks in the running, ranked among themselves by meaning; a
 nickname also adds the entity's real name to the query, so "Ledger's arm" searches for Elena Voss's arm.
 Dense and BM25 keyword searches add their own candidates, and each clause of a compound question ("who
-built it, and when?") gets a dense search of its own. The ranked lists are fused with weighted
-reciprocal-rank fusion; the weights were tuned on examples/lore_questions.jsonl and checked on a
-held-out lore folder (see perf/RESULTS.md).
+built it, and when?") gets a dense search of its own. Entities named in the recent turns of a
+conversation stay in the running, so "Continue." still finds the scene's people. The ranked lists are
+fused with weighted reciprocal-rank fusion.
+
+Then a second hop: the notes that the best chunks name (by the entity registry) or link to (by
+`[[wikilinks]]`), and other notes that use a name they use, put their best-matching chunk in the running
+right behind them, so "the engineer who survived the reactor fire" reaches the engineer's own sheet
+through the note on the fire.
+
+Last, small-to-big: the best chunks are grown into passages. Chunks are taken by priority (their fused
+score), at most `k` notes, and each chunk taken makes its neighbours in the note candidates at a lower
+priority, until `budget_tokens` is full. Neighbouring chunks are merged into one passage with nothing
+repeated. The weights were tuned with perf/tune_fusion.py (see perf/RESULTS.md).
 """
 
+import heapq
 import itertools
 import json
 import re
@@ -19,33 +30,49 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from scifi_llm.config import RetrievalMode
+from scifi_llm.errors import UserError
+from scifi_llm.lore.chunk import HEADING_SEPARATOR
 from scifi_llm.lore.embed import Embedder
-from scifi_llm.lore.entities import EntityRegistry, Mention, NoteFacts
-from scifi_llm.lore.store import Collection
+from scifi_llm.lore.entities import Entity, EntityRegistry, Mention, NoteFacts
+from scifi_llm.lore.links import LinkResolver
+from scifi_llm.lore.store import FORMAT, Collection
 from scifi_llm.tokens import count_tokens
 
 if TYPE_CHECKING:
     import torch
 
+GAP = "\n\n[…]\n\n"  # between two parts of one note that are not neighbours
+_GAP_TOKENS = count_tokens(GAP)
+
 
 @dataclass(frozen=True)
 class Fusion:
-    """Weights of the ranked lists in reciprocal-rank fusion: score = sum(weight / (rrf_k + rank)).
+    """How the ranked lists are fused and the passages grown.
 
-    Tuned with perf/tune_fusion.py (see perf/RESULTS.md): a small rrf_k trusts the top of each list.
+    Fusion: score = sum(weight / (rrf_k + rank)) over the lists a chunk is in; a small rrf_k trusts the
+    top of each list. A chunk reached in the second hop from one of the `hop_from` best chunks gets that
+    chunk's score times `hop` (a note it names or links to) or `name_hop` (another note using a name it
+    uses). `recent` weighs the entities named in the conversation's recent turns (set by judgement: the
+    question sets have no conversations). A neighbour of a chunk that was taken gets that chunk's
+    priority times `neighbour`. Tuned with perf/tune_fusion.py on the tuning worlds (perf/RESULTS.md).
     """
 
     dense: float = 1.0
-    keyword: float = 0.5
+    keyword: float = 1.0
     entity: float = 0.25
-    clause: float = 1.0
+    clause: float = 0.5
+    recent: float = 1.0
+    hop: float = 0.25
+    name_hop: float = 0.1
+    hop_from: int = 3
+    neighbour: float = 0.3
     rrf_k: int = 5
     pool: int = 50
 
 
 @dataclass
 class Hit:
-    """One retrieved chunk and why it was chosen."""
+    """One retrieved passage (one chunk, or neighbouring chunks of one note merged) and why it was chosen."""
 
     chunk_id: str
     text: str
@@ -55,6 +82,7 @@ class Hit:
     score: float = 0.0
     distance: float | None = None
     reasons: list[str] = field(default_factory=list)
+    chunk_ids: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON shape of a result."""
@@ -66,18 +94,25 @@ class Hit:
             "distance": None if self.distance is None else round(self.distance, 6),
             "tokens": self.tokens,
             "reasons": self.reasons,
+            "chunks": len(self.chunk_ids) or 1,
         }
 
 
 @dataclass
 class Retrieval:
-    """The answer to one query: the chunks in rank order, and what the budget or dedup dropped."""
+    """The answer to one query: the passages in rank order, and what the budget or `k` left out."""
 
     query: str
     results: list[Hit]
     dropped: list[dict] = field(default_factory=list)
     mentions: list[str] = field(default_factory=list)
     milliseconds: float = 0.0
+    given_sources: list[str] = field(default_factory=list)  # chosen notes the conversation already holds
+
+    @property
+    def sources(self) -> list[str]:
+        """Every note this lore draws on, in rank order: those given now and those already given."""
+        return list(dict.fromkeys([*(hit.source for hit in self.results), *self.given_sources]))
 
     def to_dict(self) -> dict:
         """The JSON shape of `lore query --json`."""
@@ -92,12 +127,15 @@ class Retrieval:
 
 @dataclass(frozen=True)
 class _Chunks:
-    """The collection's chunks held in memory: what results show, and one matrix of unit vectors."""
+    """The collection's chunks held in memory: what results show, one matrix of unit vectors, and each
+    chunk's place in its note (`previous`/`following` hold the neighbours' positions, or -1)."""
 
     rows: list[dict]
     vectors: "torch.Tensor"
     position: dict[str, int]
     by_source: dict[str, list[int]]
+    previous: list[int]
+    following: list[int]
 
     def similarity(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine similarity of every chunk to each unit query vector: one row per query, one product.
@@ -110,19 +148,53 @@ class _Chunks:
         return (torch.from_numpy(np.ascontiguousarray(vectors)) @ self.vectors.T).numpy()
 
 
+_ROW_COLUMNS = [
+    "id", "source", "file_hash", "chunk_index", "heading", "text", "tokens", "context_chars", "joiner",
+    "sections", "links", "facts", "vector",
+]  # fmt: skip
+
+
 def _load_chunks(collection: Collection) -> tuple[_Chunks, dict[str, NoteFacts]]:
     import torch  # here, not at the top: commands that never search should not pay for importing torch
 
-    rows = collection.rows(["id", "source", "heading", "text", "tokens", "facts", "vector"])
+    if collection.format != FORMAT:
+        raise UserError(
+            f"lore collection {collection.name} was written by an older scifi-llm: "
+            "run `scifi-llm lore ingest` to rebuild it"
+        )
+    rows = collection.rows(_ROW_COLUMNS)
     notes = {row["source"]: NoteFacts.from_dict(json.loads(row["facts"])) for row in rows if row["facts"]}
     dimension = collection.dimension
     matrix = np.asarray([row.pop("vector") for row in rows], dtype=np.float32).reshape(len(rows), dimension)
+    for row in rows:
+        del row["facts"]
+        row["sections"], row["links"] = json.loads(row["sections"]), json.loads(row["links"])
+        row["own_tokens"] = count_tokens(row["text"][row["context_chars"] :])
+        row["folded"] = fold_text(row["text"])
+        row["folded_own"] = fold_text(row["text"][row["context_chars"] :])
     by_source: dict[str, list[int]] = {}
     for index, row in enumerate(rows):
-        del row["facts"]
         by_source.setdefault(row["source"], []).append(index)
+    previous, following = [-1] * len(rows), [-1] * len(rows)
+    for indices in by_source.values():
+        indices.sort(key=lambda i: (rows[i]["file_hash"], rows[i]["chunk_index"]))
+        for first, second in itertools.pairwise(indices):
+            if _adjacent(rows[first], rows[second]):
+                following[first], previous[second] = second, first
     positions = {row["id"]: index for index, row in enumerate(rows)}
-    return _Chunks(rows, torch.from_numpy(matrix), positions, by_source), notes
+    chunks = _Chunks(
+        rows,
+        torch.from_numpy(matrix),
+        positions,
+        by_source,
+        previous,
+        following,
+    )
+    return chunks, notes
+
+
+def _adjacent(first: dict, second: dict) -> bool:
+    return first["file_hash"] == second["file_hash"] and second["chunk_index"] == first["chunk_index"] + 1
 
 
 class Retriever:
@@ -136,35 +208,61 @@ class Retriever:
         self, collection: Collection, embedder: Embedder | None = None, fusion: Fusion = Fusion()
     ) -> None:
         self.collection = collection
-        self.embedder = embedder or Embedder(collection.model_name)
         self.fusion = fusion
         self._chunks, notes = _load_chunks(collection)
+        self.embedder = embedder or Embedder(collection.model_name)
         self.registry = EntityRegistry(notes)
+        self.links = LinkResolver(list(self._chunks.by_source))
+        self._named: dict[str, list[int]] = {}
+        for position, row in enumerate(self._chunks.rows):
+            for name in self.registry.names_in(row["text"]):
+                self._named.setdefault(name, []).append(position)
 
     def search(
-        self, query: str, k: int = 5, mode: RetrievalMode = "hybrid", budget_tokens: int | None = None
+        self,
+        query: str,
+        k: int = 5,
+        mode: RetrievalMode = "hybrid",
+        budget_tokens: int | None = None,
+        recent: str = "",
+        exclude: frozenset[str] = frozenset(),
     ) -> Retrieval:
-        """The top `k` chunks for `query`, cut to `budget_tokens` of text in total."""
-        return self.search_many([query], k, mode, budget_tokens)[0]
+        """The best passages of at most `k` notes for `query`, filling `budget_tokens` of text (without a
+        budget: the best chunk of each of `k` notes, nothing grown).
+
+        `recent` is the text of the conversation's last turns: the entities it names stay in the running.
+        Chunks in `exclude` (ids of lore the conversation already holds) are not given again.
+        """
+        return self.search_many([query], k, mode, budget_tokens, [recent], [exclude])[0]
 
     def search_many(
-        self, queries: list[str], k: int = 5, mode: RetrievalMode = "hybrid", budget_tokens: int | None = None
+        self,
+        queries: list[str],
+        k: int = 5,
+        mode: RetrievalMode = "hybrid",
+        budget_tokens: int | None = None,
+        recent: list[str] | None = None,
+        exclude: list[frozenset[str]] | None = None,
     ) -> list[Retrieval]:
         """`search` for several queries at once: their embeddings are computed in one batch (one forward
         pass of the model), which is most of the cost of a search."""
         started = time.perf_counter()
+        recent = recent or [""] * len(queries)
+        exclude = exclude or [frozenset()] * len(queries)
         texts = [self._query_texts(query, mode) for query in queries]
         vectors = self.embedder.embed_queries([text for group in texts for text in group])
         ends = list(itertools.accumulate(len(group) for group in texts))
         retrievals = []
-        for query, end, group in zip(queries, ends, texts, strict=True):
-            candidates = self.candidates(query, mode, vectors[end - len(group) : end])
-            ranked = rank(candidates, mode, self.fusion)
-            results, dropped = select(ranked, k, budget_tokens)
-            for hit in results:
-                hit.distance = float(1.0 - candidates.similarity[self._chunks.position[hit.chunk_id]])
+        for index, (query, end, group) in enumerate(zip(queries, ends, texts, strict=True)):
+            vectors_of_query = vectors[end - len(group) : end]
+            candidates = self.candidates(query, mode, vectors_of_query, recent[index])
+            ranked = self.rank(candidates, mode)
+            results, dropped, given = self.assemble(
+                ranked, k, budget_tokens, candidates.similarity, exclude[index]
+            )
             elapsed = (time.perf_counter() - started) * 1000
-            retrievals.append(Retrieval(query, results, dropped, candidates.entity_names(), elapsed))
+            mentions = candidates.entity_names()
+            retrievals.append(Retrieval(query, results, dropped, mentions, elapsed, given))
         return retrievals
 
     def _query_texts(self, query: str, mode: RetrievalMode) -> list[str]:
@@ -173,9 +271,12 @@ class Retriever:
         clauses = split_clauses(query) if mode == "hybrid" else []
         return [search_text, *(expand_query(clause, self.registry.find(clause)) for clause in clauses)]
 
-    def candidates(self, query: str, mode: RetrievalMode, vectors: np.ndarray | None = None) -> "Candidates":
+    def candidates(
+        self, query: str, mode: RetrievalMode, vectors: np.ndarray | None = None, recent: str = ""
+    ) -> "Candidates":
         """The ranked lists a query draws from: dense, keyword, one per clause of a compound question,
-        and one per entity it names. `vectors` are the query's embeddings when already computed."""
+        one per entity it names, and one per entity the recent turns name. `vectors` are the query's
+        embeddings when already computed."""
         mentions = self.registry.find(query) if mode == "hybrid" else []
         search_text = expand_query(query, mentions)
         if vectors is None:
@@ -189,10 +290,105 @@ class Retriever:
             lists.append(RankedList("keyword", "keyword", self._keyword(search_text, pool)))
         for clause_similarity in clause_similarities:
             lists.append(RankedList("clause", "dense", self._nearest(clause_similarity, pool)))
-        for mention in mentions:
-            reason = f"alias:{mention.matched}" if mention.by_alias else f"name:{mention.entity.name}"
-            lists.append(RankedList("entity", reason, self._nearest(similarity, None, self._scope(mention))))
-        return Candidates(mentions, vectors[0], similarity, lists)
+        lists += self._entity_lists(
+            mentions, self.registry.find(recent) if mode == "hybrid" else [], similarity
+        )
+        return Candidates(query, mentions, vectors[0], similarity, lists)
+
+    def _entity_lists(
+        self, mentions: list[Mention], recent: list[Mention], similarity: np.ndarray
+    ) -> list["RankedList"]:
+        """One list per entity the query names, then one per other entity the recent turns name: the
+        entity's chunks, ranked by meaning."""
+        lists, named = [], set()
+        for kind, mention in [*(("entity", m) for m in mentions), *(("recent", m) for m in recent)]:
+            if mention.entity in named:
+                continue
+            named.add(mention.entity)
+            if kind == "recent":
+                reason = f"recent:{mention.entity.name}"
+            else:
+                reason = f"alias:{mention.matched}" if mention.by_alias else f"name:{mention.entity.name}"
+            lists.append(
+                RankedList(kind, reason, self._nearest(similarity, None, self._scope(mention.entity)))
+            )
+        return lists
+
+    def rank(
+        self, candidates: "Candidates", mode: RetrievalMode, fusion: Fusion | None = None
+    ) -> list["Hit"]:
+        """The chunks in final order: the single list in dense or keyword mode; in hybrid mode the fused
+        lists, fused again with the notes that the best of them name or link to (the second hop)."""
+        fusion = fusion or self.fusion
+        if mode != "hybrid":
+            only = candidates.lists[0]
+            return [_hit(row, _single_score(row), [only.reason]) for row in only.rows]
+        ranked = fuse(candidates.lists, fusion)
+        best = ranked[: fusion.hop_from]
+        hops = [
+            self._hops(best, candidates.similarity),
+            self._name_hops(best, candidates.query, candidates.similarity),
+        ]
+        hops = [hop for hop in hops if hop.rows]
+        return _behind(fuse([*candidates.lists, *hops], fusion), best) if hops else ranked
+
+    def _name_hops(self, best: list["Hit"], query: str, similarity: np.ndarray) -> "RankedList":
+        """For every name the `best` chunks use and the query does not, the best-matching chunk of another
+        note that uses it too: how a person with no note of their own is followed."""
+        own = {hit.source for hit in best}
+        asked = set(self.registry.names_in(query))
+        rows, seen = [], set()
+        for hit in best:
+            for name, written in self.registry.names_in(hit.text).items():
+                if name in asked or name in seen:
+                    continue
+                seen.add(name)
+                among = [i for i in self._named.get(name, []) if self._chunks.rows[i]["source"] not in own]
+                rows.extend(
+                    _reached(self._nearest(similarity, 1, among), f"hop:{written}", hit) if among else []
+                )
+        return RankedList("name_hop", "hop", _best_first(rows))
+
+    def _hops(self, best: list["Hit"], similarity: np.ndarray) -> "RankedList":
+        """The best-matching chunk of every note the `best` chunks link to or name, other than their own."""
+        own = {hit.source for hit in best}
+        targets: dict[tuple[str, tuple[str, ...]], tuple[str, Hit]] = {}
+        for hit in best:
+            row = self._chunks.rows[self._chunks.position[hit.chunk_id]]
+            for link in row["links"]:
+                source = self.links.resolve(link)
+                if source is not None and source not in own:
+                    targets.setdefault((source, ()), (f"link:{link}", hit))
+            for mention in self.registry.find(hit.text):
+                entity = mention.entity
+                if entity.source not in own:
+                    targets.setdefault((entity.source, entity.scope), (f"hop:{entity.name}", hit))
+        rows = []
+        for (source, scope), (reason, seed) in targets.items():
+            rows += _reached(
+                self._nearest(similarity, 1, self._scope(Entity(reason, source, scope))), reason, seed
+            )
+        return RankedList("hop", "hop", _best_first(rows))
+
+    def assemble(
+        self,
+        ranked: list["Hit"],
+        k: int,
+        budget_tokens: int | None,
+        similarity: np.ndarray,
+        exclude: frozenset[str] = frozenset(),
+        fusion: Fusion | None = None,
+    ) -> tuple[list["Hit"], list[dict], list[str]]:
+        """Grow the ranked chunks into passages of at most `k` notes within `budget_tokens`: the passages,
+        what was left out and why, and the chosen notes the conversation already holds (`exclude`)."""
+        growth = _Growth(self._chunks, k, budget_tokens, (fusion or self.fusion).neighbour, exclude)
+        for order, hit in enumerate(ranked):
+            growth.offer(self._chunks.position[hit.chunk_id], hit.score, order, hit.reasons)
+        growth.run()
+        passages = growth.passages()
+        for passage in passages:
+            passage.distance = float(1.0 - similarity[self._chunks.position[passage.chunk_id]])
+        return passages, growth.dropped, growth.given_sources()
 
     def _nearest(
         self, similarity: np.ndarray, limit: int | None, among: list[int] | None = None
@@ -214,16 +410,194 @@ class Retriever:
             if m["id"] in position
         ]
 
-    def _scope(self, mention: Mention) -> list[int]:
+    def _scope(self, entity: Entity) -> list[int]:
         """Positions of the chunks an entity's note or section covers."""
-        prefix = " > ".join(mention.entity.scope)
+        prefix = HEADING_SEPARATOR.join(entity.scope)
         return [
             index
-            for index in self._chunks.by_source.get(mention.entity.source, [])
+            for index in self._chunks.by_source.get(entity.source, [])
             if not prefix
-            or self._chunks.rows[index]["heading"] == prefix
-            or self._chunks.rows[index]["heading"].startswith(prefix + " > ")
+            or any(
+                section == prefix or section.startswith(prefix + HEADING_SEPARATOR)
+                for section in self._chunks.rows[index]["sections"]
+            )
         ]
+
+
+class _Growth:
+    """Small-to-big: chunks taken by priority into passages, neighbours offered as chunks are taken."""
+
+    def __init__(
+        self, chunks: _Chunks, k: int, budget: int | None, neighbour: float, exclude: frozenset[str]
+    ) -> None:
+        self.chunks, self.k, self.budget, self.neighbour, self.exclude = chunks, k, budget, neighbour, exclude
+        self.heap: list[tuple[float, int, int, int, tuple[str, ...]]] = []
+        self.taken: dict[str, set[int]] = {}
+        self.taken_all: set[int] = set()
+        self.reasons: dict[str, list[str]] = {}
+        self.seed: dict[str, tuple[int, float]] = {}
+        self.used = 0
+        self.dropped: list[dict] = []
+        self._counter = itertools.count()
+
+    def offer(self, position: int, priority: float, order: int, reasons: list[str] | tuple = ()) -> None:
+        """Make a chunk a candidate; `order` is its place in the ranking (-1 for a neighbour)."""
+        heapq.heappush(self.heap, (-priority, next(self._counter), position, order, tuple(reasons)))
+
+    def run(self) -> None:
+        """Take candidates by priority until none is left or the budget is full.
+
+        Chunks the conversation already holds (`exclude`) are taken like any other, so they count
+        against `k` and the budget and grow their neighbours, but `passages` leaves them out.
+        """
+        while self.heap and (self.budget is None or self.used < self.budget):
+            negative, _, position, order, reasons = heapq.heappop(self.heap)
+            refusal = self._refusal(position)
+            if refusal is None:
+                self._take(position, -negative, reasons or ("neighbour",))
+            elif order >= 0 and refusal != "taken" and order < 2 * self.k:
+                self.dropped.append(self._dropped(position, refusal))
+
+    def _refusal(self, position: int) -> str | None:
+        row = self.chunks.rows[position]
+        source = row["source"]
+        if position in self.taken_all:
+            return "taken"
+        if source not in self.taken and len(self.taken) >= self.k:
+            return "top_k"
+        if self.budget is None and source in self.taken:  # no budget: one chunk per note, no growth
+            return "taken"
+        if any(row["folded_own"] in self.chunks.rows[i]["folded"] for i in self.taken_all):
+            return "duplicate"
+        if self.budget is not None and self.used + self._cost(source, position) > self.budget:
+            return "budget"
+        return None
+
+    def _take(self, position: int, priority: float, reasons: tuple[str, ...]) -> None:
+        source = self.chunks.rows[position]["source"]
+        self.used += self._cost(source, position)
+        self.taken.setdefault(source, set()).add(position)
+        self.taken_all.add(position)
+        self.seed.setdefault(source, (position, priority))
+        known = self.reasons.setdefault(source, [])
+        known.extend(reason for reason in reasons if reason not in known)
+        for near in (self.chunks.previous[position], self.chunks.following[position]):
+            if near >= 0 and self.budget is not None:
+                self.offer(near, priority * self.neighbour, -1)
+
+    def _cost(self, source: str, position: int) -> int:
+        taken = self.taken.get(source, set())
+        return _tokens(self.chunks, taken | {position}) - _tokens(self.chunks, taken)
+
+    def passages(self) -> list[Hit]:
+        """A passage per chosen note, in the order the notes were chosen, without the chunks the
+        conversation already holds (`exclude`); a note made only of such chunks gives none."""
+        found = []
+        for source, positions in self.taken.items():
+            visible = {i for i in positions if self.chunks.rows[i]["id"] not in self.exclude}
+            if visible:
+                found.append(self._passage(source, visible))
+        return found
+
+    def given_sources(self) -> list[str]:
+        """The chosen notes whose chunks (some or all) the conversation already holds."""
+        return [
+            source
+            for source, positions in self.taken.items()
+            if any(self.chunks.rows[i]["id"] in self.exclude for i in positions)
+        ]
+
+    def _passage(self, source: str, positions: set[int]) -> Hit:
+        seed, priority = self.seed[source]
+        if seed not in positions:
+            seed = min(positions, key=lambda i: self.chunks.rows[i]["chunk_index"])
+        rows = [
+            self.chunks.rows[i] for i in sorted(positions, key=lambda i: self.chunks.rows[i]["chunk_index"])
+        ]
+        text = _passage_text(self.chunks, positions)
+        heading = _common_heading([row["heading"] for row in rows])
+        ids = [row["id"] for row in rows]
+        row = self.chunks.rows[seed]
+        return Hit(
+            row["id"], text, source, heading, count_tokens(text), priority, None, self.reasons[source], ids
+        )
+
+    def _dropped(self, position: int, reason: str) -> dict:
+        row = self.chunks.rows[position]
+        return {"source": row["source"], "heading": row["heading"], "tokens": row["tokens"], "reason": reason}
+
+
+def _reached(rows: list[dict], reason: str, seed: Hit) -> list[dict]:
+    """Rows reached in a hop from `seed`: they carry the reason and the seed's score."""
+    return [{**row, "_reason": reason, "_from": seed.score} for row in rows]
+
+
+def _best_first(rows: list[dict]) -> list[dict]:
+    """Rows reached by hops, each once (from its best seed), the best seed's first."""
+    unique: dict[str, dict] = {}
+    for row in rows:
+        if row["id"] not in unique or row["_from"] > unique[row["id"]]["_from"]:
+            unique[row["id"]] = row
+    return sorted(unique.values(), key=lambda row: (-row["_from"], row["_distance"]))
+
+
+def _behind(ranked: list[Hit], best: list[Hit]) -> list[Hit]:
+    """The ranking with the hops applied, but the `best` chunks the hops were taken from kept first, in
+    their order: a note reached through a chunk follows it, it does not overtake it."""
+    first = {hit.chunk_id: hit for hit in best}
+    ceiling = best[-1].score
+    for hit in ranked:
+        if hit.chunk_id in first:
+            hit.score = first[hit.chunk_id].score
+        else:
+            hit.score = min(hit.score, ceiling * 0.999)
+    return sorted(ranked, key=lambda hit: (-hit.score, hit.chunk_id))
+
+
+def _runs(chunks: _Chunks, positions: set[int]) -> list[list[int]]:
+    """Positions grouped into runs of neighbours, in note order."""
+    runs: list[list[int]] = []
+    for position in sorted(
+        positions, key=lambda i: (chunks.rows[i]["file_hash"], chunks.rows[i]["chunk_index"])
+    ):
+        if runs and chunks.previous[position] == runs[-1][-1]:
+            runs[-1].append(position)
+        else:
+            runs.append([position])
+    return runs
+
+
+def _tokens(chunks: _Chunks, positions: set[int]) -> int:
+    """Tokens of the passage these chunks make: each run's first chunk whole, the rest without context."""
+    runs = _runs(chunks, positions)
+    total = sum(
+        chunks.rows[run[0]]["tokens"] + sum(chunks.rows[i]["own_tokens"] for i in run[1:]) for run in runs
+    )
+    return total + _GAP_TOKENS * max(0, len(runs) - 1)
+
+
+def _passage_text(chunks: _Chunks, positions: set[int]) -> str:
+    """The passage's text: each run of neighbours put back together exactly, runs apart by a gap mark."""
+    parts = []
+    for run in _runs(chunks, positions):
+        first = chunks.rows[run[0]]
+        parts.append(
+            first["text"]
+            + "".join(
+                chunks.rows[i]["joiner"] + chunks.rows[i]["text"][chunks.rows[i]["context_chars"] :]
+                for i in run[1:]
+            )
+        )
+    return GAP.join(parts)
+
+
+def _common_heading(headings: list[str]) -> str:
+    paths = [heading.split(HEADING_SEPARATOR) for heading in headings]
+    common = paths[0]
+    for path in paths[1:]:
+        while common and path[: len(common)] != common:
+            common = common[:-1]
+    return HEADING_SEPARATOR.join(common) or headings[0]
 
 
 _QUESTION_WORD = (
@@ -269,6 +643,7 @@ class RankedList:
 class Candidates:
     """Everything retrieved for one query before fusion."""
 
+    query: str
     mentions: list[Mention]
     vector: np.ndarray
     similarity: np.ndarray
@@ -282,14 +657,6 @@ class Candidates:
         ]
 
 
-def rank(candidates: Candidates, mode: RetrievalMode, fusion: Fusion) -> list[Hit]:
-    """The final ranking: the single list in dense or keyword mode, the fused lists in hybrid mode."""
-    if mode != "hybrid":
-        only = candidates.lists[0]
-        return [_hit(row, _single_score(row), [only.reason]) for row in only.rows]
-    return fuse(candidates.lists, fusion)
-
-
 def fuse(lists: list[RankedList], fusion: Fusion) -> list[Hit]:
     """Weighted reciprocal-rank fusion, best first; reasons name every list a hit was in."""
     hits: dict[str, Hit] = {}
@@ -297,31 +664,14 @@ def fuse(lists: list[RankedList], fusion: Fusion) -> list[Hit]:
         weight = getattr(fusion, ranked.kind)
         for position, row in enumerate(ranked.rows, start=1):
             hit = hits.get(row["id"]) or hits.setdefault(row["id"], _hit(row, 0.0, []))
-            hit.score += weight / (fusion.rrf_k + position)
-            if ranked.reason not in hit.reasons:
-                hit.reasons.append(ranked.reason)
+            # a chunk reached in a hop scores by the chunk it was reached from, not by its place in a list
+            hit.score += weight * row["_from"] if "_from" in row else weight / (fusion.rrf_k + position)
+            reason = row.get("_reason", ranked.reason)
+            if reason not in hit.reasons:
+                hit.reasons.append(reason)
             if hit.distance is None and "_distance" in row:
                 hit.distance = float(row["_distance"])
     return sorted(hits.values(), key=lambda hit: (-hit.score, hit.chunk_id))
-
-
-def select(ranked: list[Hit], k: int, budget_tokens: int | None) -> tuple[list[Hit], list[dict]]:
-    """Take up to `k` hits in rank order, skipping repeated text and hits over the token budget."""
-    taken: list[Hit] = []
-    dropped: list[dict] = []
-    used = 0
-    for hit in ranked:
-        if len(taken) == k:
-            break
-        folded = fold_text(hit.text)
-        if any(folded in fold_text(other.text) for other in taken):
-            dropped.append(_dropped(hit, "duplicate"))
-        elif budget_tokens is not None and used + hit.tokens > budget_tokens:
-            dropped.append(_dropped(hit, "budget"))
-        else:
-            taken.append(hit)
-            used += hit.tokens
-    return taken, dropped
 
 
 def _hit(row: dict, score: float, reasons: list[str]) -> Hit:
@@ -332,10 +682,6 @@ def _hit(row: dict, score: float, reasons: list[str]) -> Hit:
 
 def _single_score(row: dict) -> float:
     return 1.0 - float(row["_distance"]) if "_distance" in row else float(row.get("_score", 0.0))
-
-
-def _dropped(hit: Hit, reason: str) -> dict:
-    return {"source": hit.source, "heading": hit.heading, "tokens": hit.tokens, "reason": reason}
 
 
 def fold_text(text: str) -> str:

@@ -26,6 +26,9 @@ from lancedb.index import FTS
 
 META_MODEL = b"embedding_model"
 META_CREATED = b"created_at"
+META_FORMAT = b"format"
+# The row layout; a collection written in an older one is rebuilt by the next ingest.
+FORMAT = 2
 _COLUMNS = ["id", "source", "file_hash", "chunk_index", "n_chunks", "heading", "text", "tokens", "facts"]
 _OLD_VERSIONS_KEPT = timedelta(hours=1)
 
@@ -42,6 +45,10 @@ class ChunkRow:
     text: str
     search_text: str
     tokens: int
+    context_chars: int
+    joiner: str
+    sections: str
+    links: str
     facts: str
     run: str
     vector: np.ndarray
@@ -81,13 +88,18 @@ def _schema(dimension: int, model_name: str) -> pa.Schema:
         pa.field("text", pa.string()),
         pa.field("search_text", pa.string()),
         pa.field("tokens", pa.int32()),
+        pa.field("context_chars", pa.int32()),
+        pa.field("joiner", pa.string()),
+        pa.field("sections", pa.string()),
+        pa.field("links", pa.string()),
         pa.field("facts", pa.string()),
         pa.field("run", pa.string()),
         pa.field("ingested_at", pa.timestamp("s", tz="UTC")),
         pa.field("vector", pa.list_(pa.float32(), dimension)),
     ]
     created = datetime.now(UTC).isoformat(timespec="seconds").encode()
-    return pa.schema(fields, metadata={META_MODEL: model_name.encode(), META_CREATED: created})
+    metadata = {META_MODEL: model_name.encode(), META_CREATED: created, META_FORMAT: str(FORMAT).encode()}
+    return pa.schema(fields, metadata=metadata)
 
 
 def sql_string(value: str) -> str:
@@ -144,6 +156,11 @@ class Collection:
     def model_name(self) -> str:
         """The embedding model the collection was built with."""
         return (self.table.schema.metadata or {}).get(META_MODEL, b"").decode()
+
+    @property
+    def format(self) -> int:
+        """The row layout the collection was written in (1 for collections older than the field)."""
+        return int((self.table.schema.metadata or {}).get(META_FORMAT, b"1"))
 
     @property
     def dimension(self) -> int:
@@ -234,6 +251,6 @@ def _as_record(chunk: ChunkRow, now: datetime) -> dict:
     return record
 
 
-def facts_json(facts: dict) -> str:
-    """Compact, stable JSON for the per-file facts column."""
-    return json.dumps(facts, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def compact_json(value: object) -> str:
+    """Compact, stable JSON for the columns that hold structure (facts, sections, links)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))

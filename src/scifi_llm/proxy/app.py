@@ -22,10 +22,18 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scifi_llm.config import RetrievalMode
-from scifi_llm.lore.retrieve import Hit, Retriever
+from scifi_llm.lore.retrieve import Hit, Retrieval, Retriever
 from scifi_llm.lore.store import LoreIndex
 from scifi_llm.openai_client import error_message, error_payload, sse_event
-from scifi_llm.proxy.augment import inject, lore_query, sources
+from scifi_llm.proxy.augment import (
+    Given,
+    LoreMemory,
+    LoreRequest,
+    Placement,
+    lore_message,
+    lore_request,
+    place,
+)
 from scifi_llm.proxy.history import History
 from scifi_llm.proxy.metrics import ProxyMetrics, RequestRecord
 from scifi_llm.proxy.upstreams import Upstream, UpstreamPool
@@ -44,6 +52,9 @@ class ProxySettings:
     top_k: int = 5
     budget_tokens: int = 1500
     mode: RetrievalMode = "hybrid"
+    scan_depth: int = 4
+    placement: Placement = "conversation"
+    carry_tokens: int = 6000
     api_key: str | None = None
     max_body_bytes: int = 4 * 2**20
     retrieval_timeout_s: float = 5.0
@@ -65,7 +76,8 @@ class _Loaded:
 class _Question:
     """One request's lore search, waiting for the batch it joins."""
 
-    query: str
+    request: LoreRequest
+    exclude: frozenset[str]
     collection: str
     k: int
     budget: int
@@ -93,11 +105,17 @@ class LoreService:
         self._worker: asyncio.Task | None = None
 
     async def search(
-        self, query: str, collection: str, k: int, budget: int, mode: RetrievalMode
-    ) -> list[Hit]:
-        """The lore for a query."""
+        self,
+        request: LoreRequest,
+        collection: str,
+        k: int,
+        budget: int,
+        mode: RetrievalMode,
+        exclude: frozenset[str] = frozenset(),
+    ) -> Retrieval:
+        """The lore for a request; chunks in `exclude` (already in the conversation) are not given again."""
         loop = asyncio.get_running_loop()
-        question = _Question(query, collection, k, budget, mode, loop.create_future())
+        question = _Question(request, exclude, collection, k, budget, mode, loop.create_future())
         self._waiting.append(question)
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._answer_waiting())
@@ -115,9 +133,9 @@ class LoreService:
                 else:
                     question.answer.set_result(outcome)
 
-    def _search_batch(self, batch: list[_Question]) -> list[list[Hit] | Exception]:
-        """Each question's hits (or the error that stopped them), one embedding batch per kind of search."""
-        outcomes: list[list[Hit] | Exception] = [[] for _ in batch]
+    def _search_batch(self, batch: list[_Question]) -> list[Retrieval | Exception]:
+        """Each question's lore (or the error that stopped it), one embedding batch per kind of search."""
+        outcomes: list[Retrieval | Exception] = [Retrieval("", []) for _ in batch]
         groups: dict[tuple, list[int]] = {}
         for index, question in enumerate(batch):
             groups.setdefault((question.collection, question.k, question.budget, question.mode), []).append(
@@ -125,14 +143,20 @@ class LoreService:
             )
         with self._lock:
             for (collection, k, budget, mode), indices in groups.items():
+                questions = [batch[i] for i in indices]
                 try:
                     found = self._retriever(collection).search_many(
-                        [batch[i].query for i in indices], k, mode, budget
+                        [question.request.query for question in questions],
+                        k,
+                        mode,
+                        budget,
+                        recent=[question.request.recent for question in questions],
+                        exclude=[question.exclude for question in questions],
                     )
                 except Exception as exc:  # fail open, per request: the proxy answers without lore
                     found = [exc] * len(indices)
                 for index, retrieval in zip(indices, found, strict=True):
-                    outcomes[index] = retrieval if isinstance(retrieval, Exception) else retrieval.results
+                    outcomes[index] = retrieval
         return outcomes
 
     def preload(self, collection: str) -> None:
@@ -243,6 +267,7 @@ class _ProxyState:
         self.lore = LoreService(settings.index_dir)
         self.pool = UpstreamPool(list(settings.upstreams))
         self.metrics = ProxyMetrics()
+        self.memory = LoreMemory(settings.carry_tokens)
         self.history = (
             History(settings.history_path, settings.history_limit) if settings.history_path else None
         )
@@ -254,9 +279,7 @@ class _ProxyState:
         """Retrieve, inject, forward, and relay the answer (streamed or whole)."""
         started = time.perf_counter()
         options = _lore_options(body.pop("lore", None), self.settings)
-        query = lore_query(body["messages"])
-        hits, record = await self._retrieve(query, options)
-        body["messages"] = inject(body["messages"], hits)
+        body["messages"], hits, record = await self._with_lore(body["messages"], options)
         if "model" not in body:
             body["model"] = await self._model()
         record.added_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -280,18 +303,45 @@ class _ProxyState:
         relay = self._relay(response, upstream, record, hits, sent)
         return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
 
-    async def _retrieve(self, query: str, options: dict) -> tuple[list[Hit], RequestRecord]:
-        """Lore for the query; on failure or timeout, none (and the record says why)."""
-        record = RequestRecord(query=query, sources=[], retrieval_ms=None, added_ms=0.0)
-        if not options["enabled"] or not query:
+    async def _with_lore(
+        self, messages: list[dict], options: dict
+    ) -> tuple[list[dict], list[Hit], RequestRecord]:
+        """The messages with the lore placed as the settings say, the new passages, and the record.
+
+        With placement `conversation`, the lore given earlier in this conversation is put back where it
+        was and not given again, and this turn's lore is remembered for the next turns.
+        """
+        placement = self.settings.placement
+        carried = self.memory.recall(messages) if placement == "conversation" and options["enabled"] else {}
+        held = frozenset(chunk for given in carried.values() for chunk in given.chunk_ids)
+        hits, record = await self._retrieve(lore_request(messages, self.settings.scan_depth), options, held)
+        lore = lore_message(hits) if hits else None
+        if lore and placement == "conversation":
+            chunk_ids = frozenset(chunk for hit in hits for chunk in hit.chunk_ids)
+            self.memory.remember(messages, Given(lore, chunk_ids, sum(hit.tokens for hit in hits)))
+        record.carried_tokens = sum(given.tokens for given in carried.values())
+        return place(messages, lore, placement, carried), hits, record
+
+    async def _retrieve(
+        self, request: LoreRequest, options: dict, held: frozenset[str]
+    ) -> tuple[list[Hit], RequestRecord]:
+        """Lore for the request, less what the conversation already holds (`held`); on failure or timeout,
+        none (and the record says why)."""
+        record = RequestRecord(query=request.query, sources=[], retrieval_ms=None, added_ms=0.0)
+        if not options["enabled"] or not request.query:
             record.lore = "disabled" if not options["enabled"] else "no query"
             return [], record
         started = time.perf_counter()
         search = self.lore.search(
-            query, options["collection"], options["top_k"], options["budget_tokens"], self.settings.mode
+            request,
+            options["collection"],
+            options["top_k"],
+            options["budget_tokens"],
+            self.settings.mode,
+            held,
         )
         try:
-            hits = await asyncio.wait_for(search, self.settings.retrieval_timeout_s)
+            retrieval = await asyncio.wait_for(search, self.settings.retrieval_timeout_s)
         except TimeoutError:
             log.warning(
                 "lore retrieval took over %.1f s; answering without lore", self.settings.retrieval_timeout_s
@@ -304,9 +354,9 @@ class _ProxyState:
             return [], record
         finally:
             record.retrieval_ms = round((time.perf_counter() - started) * 1000, 2)
-        record.sources = sources(hits)
-        record.lore = "used" if hits else "none found"
-        return hits, record
+        record.sources = retrieval.sources
+        record.lore = "used" if retrieval.sources else "none found"
+        return retrieval.results, record
 
     async def _whole(
         self,

@@ -1,18 +1,42 @@
-"""Putting lore into a chat request: what to search for, and where the lore goes.
+"""Putting lore into a chat request: what to search for, where the lore goes, and what a conversation keeps.
 
-The search query is the last user message, plus the turn before it when the last one is short ("and
-her sister?" means little alone). The lore becomes one system message placed right after the client's
-own system messages, its chunks in a fixed order (by source and position, not by score), so the same
-lore gives the same prompt prefix and the engine's prefix cache can reuse it.
+The search looks at the conversation, not at the system prompt: the last user message (with the end of
+the turn before it when the message is short: "Continue." means little alone), and the entities named in
+the last `scan_depth` turns stay in the running, as lorebooks do.
+
+Where the lore goes decides what the engine's prefix cache can keep. `system` (the old placement) puts it
+right after the client's system messages, so a change of lore between turns makes the engine prefill the
+whole conversation again. `last_user` puts it just before the last user message: the conversation before
+it stays byte-identical from turn to turn. `conversation` (the default) does the same and also keeps the
+lore given in earlier turns where it was given, so each request is an exact prefix of the next one, and
+the model keeps seeing what it was shown; a turn then adds only lore the conversation does not already
+hold. `LoreMemory` remembers that lore by the exact conversation it was given in (up to `carry_tokens`).
 """
+
+import hashlib
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
 
 from scifi_llm.lore.retrieve import Hit
 
+Placement = Literal["conversation", "last_user", "system"]
 SHORT_QUERY_WORDS = 12
+PREVIOUS_TURN_WORDS = 80  # how much of the turn before a short message joins the query
 LORE_HEADER = (
     "Relevant notes from the author's worldbuilding (use them for consistency; do not contradict them; "
     "do not mention that you were given notes):"
 )
+_TURN_ROLES = ("user", "assistant")
+
+
+@dataclass(frozen=True)
+class LoreRequest:
+    """What one chat request searches the lore for: the query, and the recent turns whose entities count."""
+
+    query: str
+    recent: str = ""
 
 
 def message_text(message: dict) -> str:
@@ -25,34 +49,111 @@ def message_text(message: dict) -> str:
     return ""
 
 
-def lore_query(messages: list[dict]) -> str:
-    """What to search the lore for: the last user turn, with the previous turn if the last is short."""
-    user_turns = [index for index, message in enumerate(messages) if message.get("role") == "user"]
-    if not user_turns:
-        return ""
-    last = user_turns[-1]
-    query = message_text(messages[last]).strip()
+def lore_request(messages: list[dict], scan_depth: int = 4) -> LoreRequest:
+    """The query (the last user turn, with the end of the turn before when it is short) and the text of
+    the `scan_depth` turns before it. System messages are never searched."""
+    turns = [message for message in messages if message.get("role") in _TURN_ROLES]
+    last = max((index for index, turn in enumerate(turns) if turn["role"] == "user"), default=None)
+    if last is None:
+        return LoreRequest("")
+    query = message_text(turns[last]).strip()
     if len(query.split()) < SHORT_QUERY_WORDS and last > 0:
-        previous = message_text(messages[last - 1]).strip()
-        query = f"{previous}\n{query}".strip()
-    return query
+        previous = message_text(turns[last - 1]).split()[-PREVIOUS_TURN_WORDS:]
+        query = f"{' '.join(previous)}\n{query}".strip()
+    recent = "\n".join(message_text(turn) for turn in turns[max(0, last - scan_depth) : last])
+    return LoreRequest(query, recent)
 
 
 def lore_message(hits: list[Hit]) -> dict:
-    """One system message holding the chunks, each labelled with its source and heading."""
+    """One system message holding the passages, each labelled with its source and heading.
+
+    The order is fixed (by source, then position), not by score, so the same lore gives the same bytes.
+    """
     ordered = sorted(hits, key=lambda hit: (hit.source, hit.chunk_id))
     blocks = [f"[{hit.source} — {hit.heading}]\n{hit.text}" for hit in ordered]
     return {"role": "system", "content": LORE_HEADER + "\n\n" + "\n\n".join(blocks)}
 
 
-def inject(messages: list[dict], hits: list[Hit]) -> list[dict]:
-    """The messages with the lore message after the leading system messages; unchanged without hits."""
-    if not hits:
-        return messages
-    split = 0
-    while split < len(messages) and messages[split].get("role") in ("system", "developer"):
-        split += 1
-    return [*messages[:split], lore_message(hits), *messages[split:]]
+@dataclass(frozen=True)
+class Given:
+    """Lore given before one user message of a conversation: the message itself and the chunks in it."""
+
+    message: dict
+    chunk_ids: frozenset[str]
+    tokens: int
+
+
+def place(
+    messages: list[dict], lore: dict | None, placement: Placement, carried: dict[int, Given] | None = None
+) -> list[dict]:
+    """The messages with the new lore (and, for `conversation`, the carried lore) where the placement puts it.
+
+    `carried` maps the index of an earlier user message to the lore given before it.
+    """
+    if placement == "system":
+        split = 0
+        while split < len(messages) and messages[split].get("role") in ("system", "developer"):
+            split += 1
+        return [*messages[:split], lore, *messages[split:]] if lore else messages
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages))
+    placed = []
+    for index, message in enumerate(messages):
+        if index in (carried or {}):
+            placed.append(carried[index].message)
+        if index == last_user and lore:
+            placed.append(lore)
+        placed.append(message)
+    return placed
+
+
+class LoreMemory:
+    """The lore given in each conversation, keyed by the exact messages it was given with.
+
+    A request's earlier user messages are looked up by a hash of the conversation up to each of them, so
+    a conversation that is continued carries its lore, and one that was edited or cut short does not.
+    Lore is carried in order while the total stays within `carry_tokens`: the same conversation always
+    carries the same lore, so the prefix stays identical. At most `capacity` givings are remembered
+    (least recently used go first).
+    """
+
+    def __init__(self, carry_tokens: int, capacity: int = 4096) -> None:
+        self.carry_tokens = carry_tokens
+        self.capacity = capacity
+        self._given: OrderedDict[str, Given] = OrderedDict()
+
+    def recall(self, messages: list[dict]) -> dict[int, Given]:
+        """The lore to carry into this request: index of the user message -> the lore given before it."""
+        carried, total = {}, 0
+        keys = _user_keys(messages)
+        for index, key in keys[:-1]:
+            given = self._given.get(key)
+            if given is not None and total + given.tokens <= self.carry_tokens:
+                self._given.move_to_end(key)
+                carried[index] = given
+                total += given.tokens
+        return carried
+
+    def remember(self, messages: list[dict], given: Given) -> None:
+        """Record the lore given before the last user message of `messages`."""
+        keys = _user_keys(messages)
+        if not keys:
+            return
+        self._given[keys[-1][1]] = given
+        self._given.move_to_end(keys[-1][1])
+        while len(self._given) > self.capacity:
+            self._given.popitem(last=False)
+
+
+def _user_keys(messages: list[dict]) -> list[tuple[int, str]]:
+    """(index, hash of the conversation up to and including it) for every user message."""
+    digest = hashlib.sha256()
+    keys = []
+    for index, message in enumerate(messages):
+        digest.update(json.dumps([message.get("role"), message.get("content")], sort_keys=True).encode())
+        digest.update(b"\x00")
+        if message.get("role") == "user":
+            keys.append((index, digest.copy().hexdigest()))
+    return keys
 
 
 def sources(hits: list[Hit]) -> list[str]:

@@ -20,6 +20,7 @@ class RequestRecord:
     upstream_ttft_ms: float | None = None
     status: int = 200
     lore: str = "used"  # used, none found, disabled, failed, timed out
+    carried_tokens: int = 0  # lore from earlier turns kept in place (placement "conversation")
     time: float = field(default_factory=time.time)
 
 
