@@ -24,6 +24,7 @@ import itertools
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -250,12 +251,18 @@ class Retriever:
         recent = recent or [""] * len(queries)
         exclude = exclude or [frozenset()] * len(queries)
         texts = [self._query_texts(query, mode) for query in queries]
-        vectors = self.embedder.embed_queries([text for group in texts for text in group])
+        with ThreadPoolExecutor(max_workers=4) as workers:  # LanceDB searches run while the model embeds
+            keyword = [
+                workers.submit(self._keyword, group[0], self.fusion.pool) if mode != "dense" else None
+                for group in texts
+            ]
+            vectors = self.embedder.embed_queries([text for group in texts for text in group])
+            matches = [future.result() if future else None for future in keyword]
         ends = list(itertools.accumulate(len(group) for group in texts))
         retrievals = []
         for index, (query, end, group) in enumerate(zip(queries, ends, texts, strict=True)):
             vectors_of_query = vectors[end - len(group) : end]
-            candidates = self.candidates(query, mode, vectors_of_query, recent[index])
+            candidates = self.candidates(query, mode, vectors_of_query, recent[index], matches[index])
             ranked = self.rank(candidates, mode)
             results, dropped, given = self.assemble(
                 ranked, k, budget_tokens, candidates.similarity, exclude[index]
@@ -272,11 +279,16 @@ class Retriever:
         return [search_text, *(expand_query(clause, self.registry.find(clause)) for clause in clauses)]
 
     def candidates(
-        self, query: str, mode: RetrievalMode, vectors: np.ndarray | None = None, recent: str = ""
+        self,
+        query: str,
+        mode: RetrievalMode,
+        vectors: np.ndarray | None = None,
+        recent: str = "",
+        keyword: list[dict] | None = None,
     ) -> "Candidates":
         """The ranked lists a query draws from: dense, keyword, one per clause of a compound question,
-        one per entity it names, and one per entity the recent turns name. `vectors` are the query's
-        embeddings when already computed."""
+        one per entity it names, and one per entity the recent turns name. `vectors` (the query's
+        embeddings) and `keyword` (its keyword matches) are passed in when already computed."""
         mentions = self.registry.find(query) if mode == "hybrid" else []
         search_text = expand_query(query, mentions)
         if vectors is None:
@@ -287,7 +299,8 @@ class Retriever:
         if mode in ("hybrid", "dense"):
             lists.append(RankedList("dense", "dense", self._nearest(similarity, pool)))
         if mode in ("hybrid", "keyword"):
-            lists.append(RankedList("keyword", "keyword", self._keyword(search_text, pool)))
+            matches = self._keyword(search_text, pool) if keyword is None else keyword
+            lists.append(RankedList("keyword", "keyword", matches))
         for clause_similarity in clause_similarities:
             lists.append(RankedList("clause", "dense", self._nearest(clause_similarity, pool)))
         lists += self._entity_lists(
