@@ -1,6 +1,8 @@
 """The `scifi-llm` command as people and scripts use it: exit codes, one-line errors, JSON shapes."""
 
 import json
+import subprocess
+import sys
 
 import huggingface_hub.constants
 
@@ -128,7 +130,8 @@ def test_default_embedding_model_offline_fails_naming_minilm(cli, workspace, mon
     copy_lore(workspace, "characters/elena_voss.md")
     result = cli("lore", "ingest", workspace=workspace)
     assert result.exit_code == 1
-    assert "BAAI/bge-large-en-v1.5 could not be loaded" in result.stderr
+    assert "BAAI/bge-large-en-v1.5 is not downloaded" in result.stderr
+    assert "`scifi-llm models pull BAAI/bge-large-en-v1.5`" in result.stderr
     assert "--embedding-model minilm" in result.stderr and result.stderr.count("\n") == 1
 
 
@@ -149,3 +152,18 @@ def test_eval_prints_recall_table_and_json(cli, example_workspace, tmp_path):
         {"line": 2, "message": "needs `question` (text) and `gold_phrases` (list of text)"}
     ]
     assert "q.jsonl:2" in result.stderr
+
+
+def test_everyday_commands_load_no_heavy_library():
+    """`stop --help` and the training modules must not import LanceDB, torch or transformers."""
+    probe = (
+        "import sys\n"
+        "from scifi_llm.cli import app\n"
+        "try:\n    app(['stop', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [name for name in ('lancedb', 'torch', 'transformers', 'numpy') if name in sys.modules]\n"
+        "import scifi_llm.tune.train, scifi_llm.tune.prepare\n"
+        "heavy += ['lancedb (tune)'] if 'lancedb' in sys.modules else []\n"
+        "print(heavy)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip().splitlines()[-1] == "[]"

@@ -267,3 +267,23 @@ def test_short_notes_are_never_packed_together(workspace, minilm):
     for row in rows:
         name = row["source"].removesuffix(".md").title()
         assert row["text"] == f"# {name}\n## Role\n{name} flies.\n\n## Ship\n{name} owns one."
+
+
+def test_an_unchanged_ingest_is_answered_without_opening_the_index(workspace, minilm):
+    copy_lore(workspace, NOTES[0])
+    first = ingest_with(minilm, workspace)
+    probe = (
+        "import sys\n"
+        "from scifi_llm.cli import app\n"
+        f"try:\n    app(['--workspace', {str(workspace.root)!r}, 'lore', 'ingest', '--json'])\n"
+        "except SystemExit:\n    pass\n"
+        "print('lancedb' in sys.modules)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    report, loaded = shown.stdout.strip().rsplit("\n", 1)
+    assert loaded == "False"
+    assert json.loads(report)["chunks_total"] == first.chunks_total
+    assert json.loads(report)["files_unchanged"] == 1
+    stored(workspace).delete_sources([NOTES[0]])  # the index changed behind the stamp's back
+    repaired = ingest_with(minilm, workspace)
+    assert repaired.files_indexed == 1 and repaired.chunks_total == first.chunks_total

@@ -194,5 +194,6 @@ def test_an_engine_that_dies_while_starting_fails_fast(cli, workspace, tmp_path,
         workspace=workspace,
     )
     assert result.exit_code == 1 and "exited while starting" in result.stderr
+    assert "Error" in result.stderr.split("exited while starting")[1]  # the reason, not only the log
     assert time.monotonic() - started < 100
     assert process.status(workspace.state_dir).state in ("stale", "not running")

@@ -145,5 +145,5 @@ def test_what_cannot_be_merged_is_refused_clearly(tmp_path, sharded_base):
     merge(adapter, tmp_path / "merged")
     with pytest.raises(UserError, match="already exists"):
         merge(adapter, tmp_path / "merged")
-    with pytest.raises(UserError, match="not available here"):
+    with pytest.raises(UserError, match="is not downloaded; get it with `scifi-llm models pull"):
         merge(adapter, tmp_path / "other", base="nobody/no-such-model")

@@ -132,7 +132,7 @@ def check_embeddings() -> list[Check]:
             f"embedding model {DEFAULT_MODEL}",
             cached,
             "in the local cache" if cached else "not downloaded",
-            "" if cached else f"hf download {DEFAULT_MODEL}  (or use --embedding-model {MINILM})",
+            "" if cached else f"scifi-llm models pull {DEFAULT_MODEL}  (or use --embedding-model {MINILM})",
         )
     )
     return checks

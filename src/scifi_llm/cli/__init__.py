@@ -79,12 +79,13 @@ def root(
     ctx.obj = CliState(workspace)
 
 
-from scifi_llm.cli import bench, lore, monitor, proxy, serve, tune, workspace  # noqa: E402  (they register on `app`)
+from scifi_llm.cli import bench, lore, models, monitor, proxy, serve, tune, workspace  # noqa: E402  (they register on `app`)
 
 workspace.register(app)
 serve.register(app)
 proxy.register(app)
 monitor.register(app)
+app.add_typer(models.app, name="models")
 app.add_typer(lore.app, name="lore")
 app.add_typer(tune.app, name="tune")
 app.add_typer(bench.app, name="bench")

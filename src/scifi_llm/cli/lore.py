@@ -1,8 +1,12 @@
-"""`scifi-llm lore ...`: ingest, query, eval, status, remove."""
+"""`scifi-llm lore ...`: ingest, query, eval, status, remove.
+
+The lore library (LanceDB, the embedding model) is imported inside the commands that use it, so that
+every other command starts at once.
+"""
 
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -21,11 +25,11 @@ from rich.text import Text
 from scifi_llm.cli.output import console, err_console, print_json, warn
 from scifi_llm.config import RetrievalMode, Workspace
 from scifi_llm.errors import UserError
-from scifi_llm.lore.embed import Embedder
-from scifi_llm.lore.evaluate import EvalReport, evaluate, load_questions, read_queries
-from scifi_llm.lore.ingest import IngestOptions, IngestProgress, IngestReport, ingest
-from scifi_llm.lore.retrieve import Retrieval, Retriever
-from scifi_llm.lore.store import LoreIndex
+
+if TYPE_CHECKING:
+    from scifi_llm.lore.evaluate import EvalReport
+    from scifi_llm.lore.ingest import IngestReport
+    from scifi_llm.lore.retrieve import Retrieval, Retriever
 
 app = typer.Typer(
     help="Index your worldbuilding notes and find the lore a request needs.", no_args_is_help=True
@@ -54,8 +58,8 @@ def _workspace(ctx: typer.Context) -> Workspace:
     return ctx.obj.open_workspace()
 
 
-class _RichIngestProgress(IngestProgress):
-    """A progress bar over the chunks being embedded."""
+class _RichIngestProgress:
+    """A progress bar over the chunks being embedded (an `IngestProgress`)."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -99,6 +103,9 @@ def ingest_command(
     json_output: JsonOption = False,
 ) -> None:
     """Chunk, embed and index lore notes (.md, .txt). Only new and changed files are embedded again."""
+    from scifi_llm.lore.ingest import IngestOptions, ingest
+    from scifi_llm.lore.store import LoreIndex
+
     workspace = _workspace(ctx)
     lore = workspace.settings.lore
     options = IngestOptions(
@@ -130,7 +137,7 @@ def ingest_command(
         _print_ingest(report)
 
 
-def _print_ingest(report: IngestReport) -> None:
+def _print_ingest(report: "IngestReport") -> None:
     console.print(
         f"[bold]{report.collection}[/] ({report.embedding_model}): {report.files_seen} files, "
         f"{report.files_indexed} indexed, {report.files_unchanged} unchanged, "
@@ -150,7 +157,11 @@ def _print_ingest(report: IngestReport) -> None:
         )
 
 
-def _open_retriever(workspace: Workspace, collection: str | None) -> Retriever:
+def _open_retriever(workspace: Workspace, collection: str | None) -> "Retriever":
+    from scifi_llm.lore.embed import Embedder
+    from scifi_llm.lore.retrieve import Retriever
+    from scifi_llm.lore.store import LoreIndex
+
     chosen = LoreIndex(workspace.index_dir).open(collection or workspace.settings.lore.collection)
     with _loading(f"embedding model {chosen.model_name}"):
         return Retriever(chosen, Embedder(chosen.model_name))
@@ -171,6 +182,8 @@ def query_command(
     json_output: JsonOption = False,
 ) -> None:
     """Show the lore a query gets: passages grown from the best chunks, with their sources and why."""
+    from scifi_llm.lore.evaluate import read_queries
+
     if (text is None) == (from_file is None):
         raise UserError("give a query TEXT or --from-file FILE (one of the two)")
     workspace = _workspace(ctx)
@@ -194,7 +207,7 @@ def query_command(
         raise typer.Exit(1)
 
 
-def _print_retrieval(retrieval: Retrieval) -> None:
+def _print_retrieval(retrieval: "Retrieval") -> None:
     console.rule(f"[bold]{escape(retrieval.query)}")
     if retrieval.mentions:
         console.print(f"entities: {escape(', '.join(retrieval.mentions))}")
@@ -225,6 +238,8 @@ def eval_command(
     json_output: JsonOption = False,
 ) -> None:
     """Measure retrieval: recall@1/3/5, MRR and per-kind results on a question file."""
+    from scifi_llm.lore.evaluate import evaluate, load_questions
+
     workspace = _workspace(ctx)
     lore = workspace.settings.lore
     questions, errors = load_questions(questions_file)
@@ -248,7 +263,7 @@ def eval_command(
         _print_eval(report)
 
 
-def _print_eval(report: EvalReport) -> None:
+def _print_eval(report: "EvalReport") -> None:
     table = Table(
         "kind", "questions", f"recall@{report.k}", "MRR", title=f"lore eval · {report.mode} · k={report.k}"
     )
@@ -270,6 +285,8 @@ def _print_eval(report: EvalReport) -> None:
 @app.command("status")
 def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """List collections: files, chunks, embedding model and last ingest."""
+    from scifi_llm.lore.store import LoreIndex
+
     workspace = _workspace(ctx)
     index = LoreIndex(workspace.index_dir)
     rows = []
@@ -309,6 +326,8 @@ def remove_command(
     json_output: JsonOption = False,
 ) -> None:
     """Delete a collection from the index (your lore files are not touched)."""
+    from scifi_llm.lore.store import LoreIndex
+
     index = LoreIndex(_workspace(ctx).index_dir)
     index.open(collection)
     if not yes and not typer.confirm(f"Delete collection {collection}?"):

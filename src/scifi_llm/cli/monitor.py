@@ -11,7 +11,6 @@ from rich.table import Table
 
 from scifi_llm.cli.output import console, print_json
 from scifi_llm.serving import process
-from scifi_llm.serving.monitor import EngineSnapshot, engine_snapshot, engine_view, proxy_snapshot
 
 
 def monitor(
@@ -27,6 +26,8 @@ def monitor(
     """Watch the engine (requests running and waiting, KV cache, tokens/s, TTFT) and the proxy (recent
     queries and their lore sources, totals, latencies). A source that is down shows as down.
     """
+    from scifi_llm.serving.monitor import engine_snapshot, engine_view, proxy_snapshot
+
     workspace = ctx.obj.open_workspace()
     record = process.read_record(workspace.state_dir)
     serve, proxy = workspace.settings.serve, workspace.settings.proxy
@@ -45,7 +46,7 @@ def monitor(
         else:
             console.print(_render(snapshot))
         return
-    before: EngineSnapshot | None = None
+    before = None  # the previous engine snapshot, for rates
     try:
         with Live(console=console, refresh_per_second=4) as live:
             while True:

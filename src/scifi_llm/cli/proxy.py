@@ -8,8 +8,6 @@ import typer
 from rich.markup import escape
 
 from scifi_llm.cli.output import console, err_console, print_json
-from scifi_llm.openai_client import api_base, stream_chat
-from scifi_llm.proxy.augment import LORE_HEADER
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
@@ -35,6 +33,7 @@ def proxy(
     """
     import uvicorn
 
+    from scifi_llm.openai_client import api_base
     from scifi_llm.proxy.app import ProxySettings, create_app
 
     workspace = ctx.obj.open_workspace()
@@ -106,6 +105,8 @@ def ask(
 async def _stream(base: str, body: dict, api_key: str | None, echo: bool):
     """Print the answer as it streams in; return the finished reply."""
     finished = None
+    from scifi_llm.openai_client import stream_chat
+
     async for text, reply in stream_chat(base, body, api_key):
         if echo and text:
             console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
@@ -117,7 +118,7 @@ def _print_lore(workspace, prompt: str) -> None:
     """The lore the proxy adds for this prompt, retrieved the same way."""
     from scifi_llm.lore.retrieve import Retriever
     from scifi_llm.lore.store import LoreIndex
-    from scifi_llm.proxy.augment import lore_message
+    from scifi_llm.proxy.augment import LORE_HEADER, lore_message
 
     lore = workspace.settings.lore
     retriever = Retriever(LoreIndex(workspace.index_dir).open(lore.collection))

@@ -2,7 +2,7 @@
 
 import subprocess
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,8 +11,9 @@ from rich.table import Table
 from scifi_llm.cli.output import console, print_json, progress_bar, warn
 from scifi_llm.errors import UserError
 from scifi_llm.tune.axolotl import accelerate_command, axolotl_command, load_train_config, shell_line
-from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS
-from scifi_llm.tune.prepare import PrepareOptions, PrepareReport, prepare
+
+if TYPE_CHECKING:
+    from scifi_llm.tune.prepare import PrepareReport
 
 app = typer.Typer(help="Teach the model your voice: training data from your own prose.", no_args_is_help=True)
 
@@ -44,6 +45,9 @@ def prepare_command(
     the prose into passages within the token bounds of the model's tokenizer; describes your style in
     the system prompt; writes a request for each passage; splits 90/10 by scene, the same way every run.
     """
+    from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS
+    from scifi_llm.tune.prepare import PrepareOptions, prepare
+
     if prompts not in ("heuristic", "llm"):
         raise UserError(f"--prompts {prompts!r}: choose heuristic or llm")
     workspace = ctx.obj.open_workspace()
@@ -68,7 +72,7 @@ def prepare_command(
         _print(report, options.output_dir)
 
 
-def _print(report: PrepareReport, output: Path) -> None:
+def _print(report: "PrepareReport", output: Path) -> None:
     console.print(
         f"{report.files_read} files read, {report.train_examples} training and "
         f"{report.validation_examples} validation examples in {escape(str(output))}"

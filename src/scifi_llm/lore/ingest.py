@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scifi_llm.errors import UserError
+from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.lore.chunk import HEADING_SEPARATOR, Chunk, chunk_document
 from scifi_llm.lore.embed import Embedder
 from scifi_llm.lore.entities import NoteFacts, note_facts
@@ -163,6 +164,12 @@ def ingest(
     """Bring a collection up to date with the lore files under `roots`."""
     started = time.perf_counter()
     files, skipped, prefixes = scan(roots, lore_dir)
+    hashes = {lore_file.source: file_hash(lore_file.path.read_bytes(), options) for lore_file in files}
+    stamp = IngestStamp(index, options.collection)
+    unchanged = None if options.rebuild else stamp.unchanged(options, hashes, prefixes, skipped)
+    if unchanged is not None:
+        unchanged.seconds = round(time.perf_counter() - started, 3)
+        return unchanged
     existing = index.open(options.collection) if options.collection in index.names() else None
     outdated = existing is not None and existing.format != FORMAT
     states = existing.file_states() if existing and not options.rebuild and not outdated else {}
@@ -172,7 +179,7 @@ def ingest(
     report = IngestReport(options.collection, collection.model_name, len(files), skipped=list(skipped))
     if outdated and not options.rebuild:
         report.warnings.append((options.collection, "written by an older scifi-llm: rebuilt from scratch"))
-    changed = _changed_files(files, states, collection, options, report)
+    changed = _changed_files(files, hashes, states, collection, options, report)
     present = {lore_file.source for lore_file in files}
     gone = [source for source in states if source not in present and _under(source, prefixes)]
     collection.delete_sources(gone)
@@ -184,8 +191,65 @@ def ingest(
         collection.finish()
     report.chunks_total = collection.count()
     report.unresolved_links = unresolved_links(collection)
+    stamp.write(options, hashes, prefixes, report)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
+
+
+class IngestStamp:
+    """What the last complete ingest of a collection saw, kept beside the index: the files' hashes, the
+    folders scanned, and the collection's committed versions.
+
+    When nothing differs, an ingest is answered from the stamp without opening LanceDB (which alone takes
+    over a second to load). The collection stays the truth: any change to it (another ingest, a crash
+    half-way, `lore remove`) changes its versions, and then the ingest does the full check.
+    """
+
+    def __init__(self, index: LoreIndex, collection: str) -> None:
+        self.index, self.collection = index, collection
+        self.path = index.index_dir / f"{collection}.ingest.json"
+
+    def unchanged(
+        self, options: IngestOptions, hashes: dict[str, str], prefixes: list[str], skipped: list
+    ) -> IngestReport | None:
+        """The report of an ingest with nothing to do, or None when anything may have changed."""
+        try:
+            stamp = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        same = (
+            stamp.get("format") == FORMAT
+            and stamp.get("files") == hashes
+            and stamp.get("prefixes") == prefixes
+            and options.embedding_model in (None, stamp.get("model"))
+            and stamp.get("versions") == self.index.fingerprint(self.collection)
+        )
+        if not same:
+            return None
+        held_back = [tuple(pair) for pair in stamp["held_back"]]
+        return IngestReport(
+            self.collection,
+            stamp["model"],
+            files_seen=len(hashes),
+            files_unchanged=len(hashes) - len(held_back),
+            chunks_total=stamp["chunks_total"],
+            skipped=[*skipped, *held_back],
+            unresolved_links=[tuple(pair) for pair in stamp["unresolved_links"]],
+        )
+
+    def write(self, options: IngestOptions, hashes: dict, prefixes: list[str], report: IngestReport) -> None:
+        """Record a complete ingest (atomically)."""
+        stamp = {
+            "format": FORMAT,
+            "model": report.embedding_model,
+            "files": hashes,
+            "prefixes": prefixes,
+            "held_back": [pair for pair in report.skipped if pair[0] in hashes],  # read, but nothing to index
+            "chunks_total": report.chunks_total,
+            "unresolved_links": report.unresolved_links,
+            "versions": self.index.fingerprint(self.collection),
+        }
+        atomic_write_text(self.path, json.dumps(stamp, ensure_ascii=False))
 
 
 def unresolved_links(collection: Collection) -> list[tuple[str, str]]:
@@ -202,12 +266,17 @@ def unresolved_links(collection: Collection) -> list[tuple[str, str]]:
 
 
 def _changed_files(
-    files: list[LoreFile], states: dict, collection: Collection, options: IngestOptions, report: IngestReport
+    files: list[LoreFile],
+    hashes: dict[str, str],
+    states: dict,
+    collection: Collection,
+    options: IngestOptions,
+    report: IngestReport,
 ) -> list[PreparedFile]:
     """The files to (re-)embed, chunked; unchanged ones are counted, unreadable ones lose old chunks."""
     changed = []
     for lore_file in files:
-        digest = file_hash(lore_file.path.read_bytes(), options)
+        digest = hashes[lore_file.source]
         state = states.get(lore_file.source)
         if state is not None and state.is_current(digest):
             report.files_unchanged += 1

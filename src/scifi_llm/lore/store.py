@@ -13,16 +13,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 
 from scifi_llm.errors import UserError
 
-os.environ.setdefault("LANCEDB_LOG", "error")
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-import lancedb
-from lancedb.index import FTS
 
 META_MODEL = b"embedding_model"
 META_CREATED = b"created_at"
@@ -77,7 +76,17 @@ class FileState:
         )
 
 
-def _schema(dimension: int, model_name: str) -> pa.Schema:
+def _lancedb():
+    """LanceDB, imported on first use: it takes over a second to load, and most commands never need it."""
+    os.environ.setdefault("LANCEDB_LOG", "error")
+    import lancedb
+
+    return lancedb
+
+
+def _schema(dimension: int, model_name: str) -> "pa.Schema":
+    import pyarrow as pa
+
     fields = [
         pa.field("id", pa.string()),
         pa.field("source", pa.string()),
@@ -112,13 +121,25 @@ class LoreIndex:
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = index_dir
-        self._db = lancedb.connect(str(index_dir)) if index_dir.is_dir() else None
+        self._connection = None
+
+    @property
+    def _db(self):
+        """The LanceDB connection, opened on first use; None while there is no index folder."""
+        if self._connection is None and self.index_dir.is_dir():
+            self._connection = _lancedb().connect(str(self.index_dir))
+        return self._connection
 
     def names(self) -> list[str]:
         """Collection names, sorted."""
         if self._db is None:
             return []
         return sorted(self._db.list_tables().tables)
+
+    def fingerprint(self, name: str) -> list[str]:
+        """What identifies the stored state of a collection without opening it: its committed versions."""
+        versions = self.index_dir / f"{name}.lance" / "_versions"
+        return sorted(path.name for path in versions.iterdir()) if versions.is_dir() else []
 
     def open(self, name: str) -> "Collection":
         """An existing collection, or a one-line error saying how to build it."""
@@ -131,7 +152,6 @@ class LoreIndex:
     def create(self, name: str, dimension: int, model_name: str) -> "Collection":
         """A new, empty collection recording its embedding model (replaces one of the same name)."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
-        self._db = self._db or lancedb.connect(str(self.index_dir))
         table = self._db.create_table(name, schema=_schema(dimension, model_name), mode="overwrite")
         return Collection(table)
 
@@ -228,6 +248,8 @@ class Collection:
         if self.count() == 0:
             return
         if not any(index.index_type == "FTS" for index in self.table.list_indices()):
+            from lancedb.index import FTS
+
             self.table.create_index("search_text", config=FTS(), replace=True)
         self.table.optimize(cleanup_older_than=_OLD_VERSIONS_KEPT)
 

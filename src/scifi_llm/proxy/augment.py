@@ -17,9 +17,10 @@ import hashlib
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from scifi_llm.lore.retrieve import Hit
+if TYPE_CHECKING:  # the proxy's CLI imports this module; the lore library loads only when lore is used
+    from scifi_llm.lore.retrieve import Hit
 
 Placement = Literal["conversation", "last_user", "system"]
 SHORT_QUERY_WORDS = 12
@@ -64,7 +65,7 @@ def lore_request(messages: list[dict], scan_depth: int = 4) -> LoreRequest:
     return LoreRequest(query, recent)
 
 
-def lore_message(hits: list[Hit]) -> dict:
+def lore_message(hits: list["Hit"]) -> dict:
     """One system message holding the passages, each labelled with its source and heading.
 
     The order is fixed (by source, then position), not by score, so the same lore gives the same bytes.
@@ -154,8 +155,3 @@ def _user_keys(messages: list[dict]) -> list[tuple[int, str]]:
         if message.get("role") == "user":
             keys.append((index, digest.copy().hexdigest()))
     return keys
-
-
-def sources(hits: list[Hit]) -> list[str]:
-    """The distinct source files of the hits, in rank order."""
-    return list(dict.fromkeys(hit.source for hit in hits))

@@ -133,7 +133,7 @@ def load_model_config(model: str) -> dict:
         return json.loads(Path(cached).read_text(encoding="utf-8"))
     raise UserError(
         f"cannot size the context: no config.json for {model} locally; download the model "
-        f"(`hf download {model}`) or give --max-model-len N"
+        f"(`scifi-llm models pull {model}`) or give --max-model-len N"
     )
 
 

@@ -8,6 +8,7 @@ still runs the recorded command: a pid the system has since given to another pro
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -167,7 +168,11 @@ def wait_until_healthy(
         if is_healthy(record.health_url, timeout=1.0):
             return
         if not is_ours(record):
-            raise UserError(f"the {record.engine} server exited while starting; its log: {record.log}")
+            reason = death_reason(Path(record.log))
+            cause = f": {reason}" if reason else ""
+            raise UserError(
+                f"the {record.engine} server exited while starting{cause} (its log: {record.log})"
+            )
         if tick:
             tick(time.monotonic() - started)
         time.sleep(0.5)
@@ -175,6 +180,19 @@ def wait_until_healthy(
         f"the {record.engine} server did not answer {record.health_url} within {timeout:.0f} s; "
         f"it is still starting or stuck: see {record.log}, or scifi-llm stop"
     )
+
+
+_EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?\w*(?:Error|Exception|Exit)\b:?.*$")
+
+
+def death_reason(log: Path, lines: int = 400) -> str | None:
+    """The last exception line an engine wrote before it died (what a 150-line traceback ends with)."""
+    try:
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return None
+    found = [line.strip() for line in tail if _EXCEPTION_LINE.match(line.strip())]
+    return found[-1][:300] if found else None
 
 
 def stop(state_dir: Path, timeout: float = 30.0) -> str:

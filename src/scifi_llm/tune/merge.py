@@ -23,6 +23,7 @@ from safetensors import safe_open
 
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.models import require
 from scifi_llm.tune.shardio import iter_tensors, read_specs, write_streamed
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -123,18 +124,7 @@ def merge(
 
 def resolve_model(name: str) -> Path:
     """A model folder: a local path, or the local copy of a hub model (nothing is downloaded)."""
-    local = Path(name).expanduser()
-    if local.is_dir():
-        return local.resolve()
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(name, local_files_only=True))
-    except Exception as exc:  # the hub client raises several types for a model that is not cached
-        raise UserError(
-            f"model {name} is not available here: download it first (hf download {name}) or give a local "
-            "model folder instead"
-        ) from exc
+    return require(name, "base model")
 
 
 def _adapter_settings(adapter_dir: Path) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.models import require
 from scifi_llm.tune.chunk import ChunkReport, Passage, TokenCounter, pack_all
 from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS, ReadReport, read_writing
 from scifi_llm.tune.prompts import HeuristicPrompts, llm_requests, request_key
@@ -69,12 +70,12 @@ def load_tokenizer(name: str):
     """The base model's tokenizer from a local folder or the local cache; a clear error when missing."""
     from transformers import AutoTokenizer
 
+    folder = require(name, "tokenizer (--tokenizer or [model] name)")
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as exc:
         raise UserError(
-            f"tokenizer {name} is not available here ({type(exc).__name__}); pass --tokenizer with a local "
-            "model folder, or download the model first"
+            f"tokenizer of {name} could not be loaded from {folder} ({type(exc).__name__})"
         ) from exc
 
 

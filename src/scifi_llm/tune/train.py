@@ -25,6 +25,7 @@ from trl import SFTConfig, SFTTrainer
 
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.models import require
 from scifi_llm.tune.axolotl import TrainConfig
 from scifi_llm.tune.dataset import load_examples
 
@@ -285,9 +286,9 @@ def _dataset(examples: list[dict]) -> Dataset:
 
 
 def _model_path(name: str, root: Path) -> str:
-    """A local folder (relative to the workspace or absolute) as a path; anything else as a hub name."""
-    local = (root / name).expanduser()
-    return str(local) if local.is_dir() else name
+    """The base model's local folder (relative to the workspace, absolute, or in the hub cache), checked
+    before anything loads."""
+    return str(require(name, "base_model", root))
 
 
 def _tokenizer(name: str):
@@ -321,10 +322,7 @@ def _base_model(config: TrainConfig, root: Path, bf16: bool, attention: str):
 
 
 def _missing_model(name: str) -> str:
-    return (
-        f"base model {name} is not available here: download it first (hf download {name}) or set "
-        "base_model to a local model folder"
-    )
+    return f"base model {name} could not be loaded: is it a complete model folder?"
 
 
 def _attention(config: TrainConfig, cuda: bool) -> str:
