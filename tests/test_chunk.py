@@ -99,10 +99,18 @@ def test_without_overlap_no_sentence_repeats():
     assert len(sentences) == len(set(sentences))
 
 
-def test_a_sentence_longer_than_the_chunk_size_stands_alone_uncut():
+def test_a_sentence_longer_than_a_chunk_is_cut_between_words_and_put_back_exactly():
     giant = "The Meridian " + " ".join(["very"] * 200) + " long."
-    chunks = chunk_document(parse_document(f"# M\nShort one. {giant} After.", "m.md"), 50, 10)
-    assert any(chunk.own_text == giant for chunk in chunks)
+    document = parse_document(f"# M\nShort one. {giant} After.", "m.md")
+    chunks = chunk_document(document, 50, 10)
+    assert all(chunk.tokens <= 50 for chunk in chunks) and len(chunks) >= 5
+    assert _merged(chunks) == f"# M\nShort one. {giant} After."
+
+
+def test_a_section_that_repeats_a_heading_keeps_its_heading_line():
+    note = "# Ship\n## Log\n### Day 1\nCalm.\n## Log\n### Day 1\nStorm."
+    chunks = chunk_document(parse_document(note, "ship.md"), 300, 0)
+    assert chunks[0].text == "# Ship\n## Log\n### Day 1\nCalm.\n\n### Day 1\nStorm."
 
 
 def test_a_table_cut_in_two_repeats_its_header_and_list_items_stay_whole():

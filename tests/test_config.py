@@ -63,6 +63,9 @@ def test_bad_values_name_the_field(tmp_path):
     path.write_text("[lore]\nunknown = 1\n")
     with pytest.raises(UserError, match=r"lore\.unknown"):
         load_settings(path)
+    path.write_text("[lore]\nchunk_tokens = 100\nchunk_overlap = 60\n")
+    with pytest.raises(UserError, match=r"lore: .*chunk_overlap \(60\) must be at most half"):
+        load_settings(path)
     path.write_text("[lore\n")
     with pytest.raises(UserError, match="not valid TOML"):
         load_settings(path)

@@ -226,9 +226,11 @@ def test_ingesting_one_folder_leaves_the_others_alone(workspace, minilm):
 
 def test_wikilinks_that_name_no_note_are_reported(workspace, minilm, cli):
     write(workspace.lore_dir / "Characters" / "Vesna Orlov.md", "# Vesna Orlov\nShe cracks safes.")
+    write(workspace.lore_dir / "Characters" / "Ox.md", "---\naliases: [Big Ox]\n---\n# Ox\n")  # a stub
     write(
         workspace.lore_dir / "Sessions" / "Job 01.md",
-        "# Job 01\n[[vesna orlov|The Jackal]] met [[Dana Wu]] at [[Characters/Vesna Orlov#Past|home]].",
+        "# Job 01\n[[vesna orlov|The Jackal]] met [[Dana Wu]] at [[Characters/Vesna Orlov#Past|home]]. "
+        "[[Vesna Orlov.md]] and [[Ox]] left.",
     )
     report = ingest_with(minilm, workspace)
     assert report.unresolved_links == [("Sessions/Job 01.md", "Dana Wu")]

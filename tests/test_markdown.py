@@ -101,6 +101,8 @@ def test_wikilinks_read_as_obsidian_shows_them_and_keep_their_targets():
     )
     assert first.links == ("Vesna Orlov", "Kessler Arcology")
     assert second.sentences == ("Ask dana wu.",) and second.links == ("dana wu",)
+    embeds = parse_document("# Map\n![[Map.canvas]] ![[Vesna Orlov.md]] stays.", "m.md").sections[0].blocks
+    assert embeds[0].sentences == ("Vesna Orlov stays.",)
     assert document.links == [("Vesna Orlov", "the Jackal"), ("Vesna Orlov", "Vesna"),
                               ("Kessler Arcology", ""), ("dana wu", "")]  # fmt: skip
 

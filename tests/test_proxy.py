@@ -12,7 +12,7 @@ import pytest
 
 from scifi_llm.errors import UserError
 from scifi_llm.lore.retrieve import Hit
-from scifi_llm.proxy.app import LoreService, ProxySettings, create_app
+from scifi_llm.proxy.app import LoreService, ProxySettings, _lore_options, _ProxyState, create_app
 from scifi_llm.proxy.augment import (
     LORE_HEADER,
     Given,
@@ -240,13 +240,54 @@ def test_the_lore_query_reads_recent_turns_never_the_system_prompt():
 def test_lore_memory_carries_what_fits_and_only_for_the_same_conversation():
     memory = LoreMemory(carry_tokens=15)
     chat = [{"role": "user", "content": "one"}]
-    memory.remember(chat, Given({"role": "system", "content": "L1"}, frozenset({"a"}), 10))
+    assert memory.remember(chat, Given({"role": "system", "content": "L1"}, frozenset({"a"}), 10), 0)
     chat += [{"role": "assistant", "content": "reply"}, {"role": "user", "content": "two"}]
-    memory.remember(chat, Given({"role": "system", "content": "L2"}, frozenset({"b"}), 10))
+    carried = sum(given.tokens for given in memory.recall(chat).values())
+    assert not memory.remember(
+        chat, Given({"role": "system", "content": "L2"}, frozenset({"b"}), 10), carried
+    )
     chat += [{"role": "assistant", "content": "reply"}, {"role": "user", "content": "three"}]
-    assert {index: given.message["content"] for index, given in memory.recall(chat).items()} == {0: "L1"}
+    for _ in range(2):  # the same conversation carries the same lore every time
+        assert {index: given.message["content"] for index, given in memory.recall(chat).items()} == {0: "L1"}
     edited = [{"role": "user", "content": "ONE"}, *chat[1:]]
     assert memory.recall(edited) == {}  # an edited conversation carries nothing from before the edit
+
+
+def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
+    """Turn after turn through the proxy's own request path: once the limit is reached, what was kept
+    stays exactly where it was, and a turn whose lore is not kept does not disturb it."""
+    settings = ProxySettings(upstreams=("http://127.0.0.1:9/v1",), index_dir=example_workspace.index_dir,
+                             carry_tokens=2500)  # fmt: skip
+    state = _ProxyState(settings)
+    prompts = [
+        "Write the opening scene: Ledger alone in the cold hold of the Lark.",
+        "Now Hollis comes down with news from Harrow Station.",
+        "The Magistrate's message arrives.",
+        "Cut to Tomas on the Wren.",
+        "Ilka Marsh calls about the arm.",
+        "The Lark drops toward Harrow Deep.",
+    ]
+    messages, requests = [], []
+
+    async def turn(prompt: str):
+        messages.append({"role": "user", "content": prompt})
+        placed, _, record = await state._with_lore(list(messages), _lore_options(None, settings))
+        messages.append({"role": "assistant", "content": f"Scene {len(requests)}."})
+        return placed, record
+
+    for prompt in prompts:
+        requests.append(asyncio.run(turn(prompt)))
+    kept = [[m for m in placed[:-2] if m["content"].startswith(LORE_HEADER)] for placed, _ in requests]
+    shown = sum(placed[-2]["content"].startswith(LORE_HEADER) for placed, _ in requests)
+    assert max(record.carried_tokens for _, record in requests) <= 2500
+    assert 1 <= len(kept[-1]) < shown - 1  # the limit was reached: some turns' lore was shown, not kept
+    for earlier, later in itertools.pairwise(kept):
+        assert later[: len(earlier)] == earlier  # kept lore is only ever added to, never moved or dropped
+    messages.append({"role": "user", "content": "Now without lore, please."})
+    quiet, hits, _ = asyncio.run(
+        state._with_lore(list(messages), {**_lore_options(None, settings), "enabled": False})
+    )
+    assert not hits and [m for m in quiet if m["content"].startswith(LORE_HEADER)] == kept[-1]
 
 
 def test_the_engine_sees_each_request_as_an_exact_prefix_of_the_next(example_workspace, engine, tiny_llama):
@@ -337,7 +378,7 @@ def test_concurrent_requests_share_one_embedding_batch(example_workspace, monkey
         return await asyncio.gather(*searches)
 
     answers = asyncio.run(ask_all())
-    assert len(answers) == 8 and all(answers)
+    assert len(answers) == 8 and all(answer.results for answer in answers)
     assert len(batches) < 8 and sum(batches) >= 8  # fewer forward passes than requests
     with pytest.raises(UserError):
         asyncio.run(service.search(LoreRequest("anything"), "no_such_collection", 3, 1500, "hybrid"))

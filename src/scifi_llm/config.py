@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from scifi_llm.errors import UserError
@@ -46,6 +46,15 @@ class LoreSettings(_Section):
     budget_tokens: int = Field(1500, ge=100)
     mode: RetrievalMode = "hybrid"
     scan_depth: int = Field(4, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> "LoreSettings":
+        if self.chunk_overlap > self.chunk_tokens // 2:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be at most half of chunk_tokens "
+                f"({self.chunk_tokens})"
+            )
+        return self
 
 
 class ServeSettings(_Section):

@@ -4,7 +4,8 @@ A note is read as one stream of units: heading lines, sentences, list items, tab
 Units are packed in order into chunks of at most `chunk_tokens`, so a wiki sheet's many short sections
 share a chunk (each keeping its heading line) instead of each becoming a scrap that no longer says whom
 it is about. A chunk prefers to end before a heading, then at the end of a paragraph, list or table, and
-only then between two sentences; a list item, table row or sentence is never cut.
+only then between two sentences; a list item, table row or sentence is never cut, unless it alone is
+longer than a chunk (then between words).
 
 A chunk that continues where the previous one stopped opens with context, so it reads on its own: the
 heading lines it sits under, a table's header row when it starts mid-table, and (when it starts mid-
@@ -59,7 +60,7 @@ class _Unit:
 def chunk_document(document: Document, chunk_tokens: int, overlap_tokens: int) -> list[Chunk]:
     """All chunks of a document, in reading order; more than `chunk_tokens` only where one unit (with
     its heading lines) is."""
-    units, blocks = _units(document)
+    units, blocks = _units(document, chunk_tokens)
     chunks: list[Chunk] = []
     start, context = 0, []
     while start < len(units):
@@ -72,13 +73,19 @@ def chunk_document(document: Document, chunk_tokens: int, overlap_tokens: int) -
     return chunks
 
 
-def _units(document: Document) -> tuple[list[_Unit], list]:
-    """The note as a stream of units, a heading line wherever a heading opens; and the blocks by number."""
+def _units(document: Document, limit: int) -> tuple[list[_Unit], list]:
+    """The note as a stream of units, a heading line wherever a section opens; and the blocks by number.
+
+    A section repeats only the heading lines it does not share with the one before, but always its own.
+    A unit longer than `limit` (a run-on sentence, a huge list item) is cut between words (code between
+    lines) into pieces of half that, so that with the heading lines above it every chunk fits the budget
+    a search hands over and the window of an embedding model.
+    """
     units: list[_Unit] = []
     blocks = []
     open_path: tuple[str, ...] = ()
     for index, section in enumerate(document.sections):
-        shared = _shared_depth(open_path, section.path)
+        shared = min(_shared_depth(open_path, section.path), len(section.path) - 1)
         for depth in range(shared, len(section.path)):
             if section.levels[depth] > 0:
                 units.append(_heading_unit(document, index, depth))
@@ -86,8 +93,31 @@ def _units(document: Document) -> tuple[list[_Unit], list]:
         for block in section.blocks:
             blocks.append(block)
             for text in block.sentences:
-                units.append(_Unit(text, count_tokens(text), index, len(blocks) - 1, block.joiner))
+                units += _pieces(text, limit, index, len(blocks) - 1, block.joiner)
     return units, blocks
+
+
+def _pieces(text: str, limit: int, section: int, block: int, joiner: str) -> list[_Unit]:
+    """One unit, or the pieces of a unit over `limit` tokens (joined as they were written)."""
+    tokens = count_tokens(text)
+    if tokens <= limit:
+        return [_Unit(text, tokens, section, block, joiner)]
+    limit = max(1, limit // 2)
+    separator = "\n" if "\n" in text else " "
+    groups: list[list[str]] = [[]]
+    size = 0
+    for part in text.split(separator):
+        part_tokens = count_tokens(part)  # tokens never span whitespace, so parts add up exactly
+        if groups[-1] and size + part_tokens > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(part)
+        size += part_tokens
+    texts = [separator.join(group) for group in groups]
+    return [
+        _Unit(piece, count_tokens(piece), section, block, joiner if last else separator)
+        for piece, last in zip(texts, [False] * (len(texts) - 1) + [True], strict=True)
+    ]
 
 
 def _heading_unit(document: Document, section: int, depth: int) -> _Unit:

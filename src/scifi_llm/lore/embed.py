@@ -6,6 +6,7 @@ their query instruction; documents are embedded as they are.
 """
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ DEFAULT_MODEL = "BAAI/bge-large-en-v1.5"
 # 2-core machine one MiniLM query took 300-430 ms with torch's default threads and 75 ms with one
 # (perf/lore_bench.py measures it). A quarter of the cores, 1 to 4, keeps bge-large quick on big CPUs.
 QUERY_THREADS = max(1, min(4, (os.cpu_count() or 1) // 4))
+_THREADS = threading.Lock()
 _BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 
 
@@ -75,12 +77,13 @@ class Embedder:
             return self._encode(texts, len(texts))
         import torch
 
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.query_threads)
-        try:
-            return self._encode(texts, len(texts))
-        finally:
-            torch.set_num_threads(before)
+        with _THREADS:  # torch's thread count is one setting for the whole process
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.query_threads)
+            try:
+                return self._encode(texts, len(texts))
+            finally:
+                torch.set_num_threads(before)
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         vectors = self._model.encode(

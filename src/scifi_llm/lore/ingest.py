@@ -190,7 +190,9 @@ def ingest(
     if changed or gone:
         collection.finish()
     report.chunks_total = collection.count()
-    report.unresolved_links = unresolved_links(collection)
+    report.unresolved_links = unresolved_links(
+        collection, [name for name, _ in report.skipped if name in hashes]
+    )
     stamp.write(options, hashes, prefixes, report)
     report.seconds = round(time.perf_counter() - started, 3)
     return report
@@ -252,10 +254,11 @@ class IngestStamp:
         atomic_write_text(self.path, json.dumps(stamp, ensure_ascii=False))
 
 
-def unresolved_links(collection: Collection) -> list[tuple[str, str]]:
-    """(file, link) for every `[[wikilink]]` that names no note of the collection, as Obsidian would."""
+def unresolved_links(collection: Collection, other_notes: list[str] = ()) -> list[tuple[str, str]]:
+    """(file, link) for every `[[wikilink]]` that names no note, as Obsidian would: neither a note of the
+    collection nor one of `other_notes` (notes read but with nothing to index, such as a title alone)."""
     rows = collection.rows(["source", "links"])
-    resolver = LinkResolver([row["source"] for row in rows])
+    resolver = LinkResolver([*(row["source"] for row in rows), *other_notes])
     broken = {
         (row["source"], target)
         for row in rows

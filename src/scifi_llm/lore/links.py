@@ -1,7 +1,7 @@
 """Resolving `[[wikilinks]]` to lore files, as Obsidian does.
 
-A link names a note by its file name without the extension (`[[Vesna Orlov]]`), in any case, or by a
-path when two notes share a name (`[[Crew/Vesna Orlov]]`). When several files match, the one with the
+A link names a note by its file name, with or without the extension (`[[Vesna Orlov]]`), in any case,
+or by a path when two notes share a name (`[[Crew/Vesna Orlov]]`). When several files match, the one with the
 shortest path wins, as in Obsidian.
 """
 
@@ -16,7 +16,7 @@ class LinkResolver:
         for source in sorted(sources, key=lambda name: (name.count("/"), len(name), name)):
             path = PurePosixPath(source.lower())
             stem = path.with_suffix("").as_posix()
-            for key in (path.stem, stem, path.as_posix()):
+            for key in (path.stem, path.name, stem, path.as_posix()):
                 self._by_key.setdefault(key, source)
         self._suffixes = {key: source for key, source in self._by_key.items() if "/" in key}
 

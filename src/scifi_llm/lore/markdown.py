@@ -25,7 +25,8 @@ _WIKILINK = re.compile(r"(!?)\[\[([^\[\]|\n]*)(?:\|([^\[\]\n]*))?\]\]")
 _COMMENT = re.compile(r"%%.*?%%|<!--.*?-->", re.DOTALL)
 _QUOTE = re.compile(r"^\s{0,3}>\s?")
 _CALLOUT = re.compile(r"^\s{0,3}>\s?\[![\w-]+\][+-]?\s*")
-_NOT_A_NOTE = re.compile(r"\.(?!md$|markdown$|txt$)\w{2,5}$", re.IGNORECASE)
+_NOT_A_NOTE = re.compile(r"\.(?!md$|markdown$|txt$)\w+$", re.IGNORECASE)
+_NOTE_SUFFIX = re.compile(r"\.(?:md|markdown|txt)$", re.IGNORECASE)
 _ABBREVIATIONS = frozenset(
     [
         "dr",
@@ -65,7 +66,7 @@ class Block:
     sentences: tuple[str, ...]
     joiner: str = " "
     kind: str = "paragraph"  # paragraph, list, table or code
-    links: tuple[str, ...] = ()  # the notes its wikilinks point to, as written: `Vesna Orlov#Past`
+    links: tuple[str, ...] = ()  # the notes its wikilinks point to, as written, without `#heading`
 
     @property
     def table_header(self) -> tuple[str, ...]:
@@ -182,15 +183,16 @@ def render_wikilinks(line: str) -> tuple[str, list[tuple[str, str]]]:
         target, label = match.group(2).strip(), (match.group(3) or "").strip()
         note, _, heading = target.partition("#")
         note, heading = note.strip(), heading.strip(" ^")
+        shown_note = _NOTE_SUFFIX.sub("", note)
         if match.group(1) and _NOT_A_NOTE.search(note):
             return ""
-        plain = " > ".join(part for part in (note, heading) if part)
+        plain = " > ".join(part for part in (shown_note, heading) if part)
         if note:
             links.append((note, "" if heading else label))
         if not label:
             return plain
-        says_it = not note or _folded(label) in _folded(plain) or _folded(note) in _folded(label)
-        return label if says_it else f"{label} ({note})"
+        says_it = not note or _folded(label) in _folded(plain) or _folded(shown_note) in _folded(label)
+        return label if says_it else f"{label} ({shown_note})"
 
     return _WIKILINK.sub(shown, line), links
 
@@ -267,7 +269,7 @@ def _blocks(lines: list[str], links: list[tuple[str, str]]) -> list[Block]:
         if callout and stripped:  # a callout's title is a line of its own
             paragraph.append(stripped)
             links.extend(found)
-            targets.extend(note for note, _ in found)
+            targets.extend(note for note, _ in found if note not in targets)
             flush()
         if not stripped or callout:
             continue

@@ -214,6 +214,7 @@ class Retriever:
         self.embedder = embedder or Embedder(collection.model_name)
         self.registry = EntityRegistry(notes)
         self.links = LinkResolver(list(self._chunks.by_source))
+        self._workers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lore-keyword")
         self._named: dict[str, list[int]] = {}
         for position, row in enumerate(self._chunks.rows):
             for name in self.registry.names_in(row["text"]):
@@ -246,28 +247,31 @@ class Retriever:
         exclude: list[frozenset[str]] | None = None,
     ) -> list[Retrieval]:
         """`search` for several queries at once: their embeddings are computed in one batch (one forward
-        pass of the model), which is most of the cost of a search."""
+        pass of the model), which is most of the cost of a search, while their keyword searches run in
+        threads (LanceDB leaves the GIL). Each retrieval's time is its share of the shared work plus its own.
+        """
         started = time.perf_counter()
         recent = recent or [""] * len(queries)
         exclude = exclude or [frozenset()] * len(queries)
         texts = [self._query_texts(query, mode) for query in queries]
-        with ThreadPoolExecutor(max_workers=4) as workers:  # LanceDB searches run while the model embeds
-            keyword = [
-                workers.submit(self._keyword, group[0], self.fusion.pool) if mode != "dense" else None
-                for group in texts
-            ]
-            vectors = self.embedder.embed_queries([text for group in texts for text in group])
-            matches = [future.result() if future else None for future in keyword]
+        keyword = [
+            self._workers.submit(self._keyword, group[0], self.fusion.pool) if mode != "dense" else None
+            for group in texts
+        ]
+        vectors = self.embedder.embed_queries([text for group in texts for text in group])
+        matches = [future.result() if future else None for future in keyword]
+        shared = (time.perf_counter() - started) * 1000 / len(queries)
         ends = list(itertools.accumulate(len(group) for group in texts))
         retrievals = []
         for index, (query, end, group) in enumerate(zip(queries, ends, texts, strict=True)):
+            own = time.perf_counter()
             vectors_of_query = vectors[end - len(group) : end]
             candidates = self.candidates(query, mode, vectors_of_query, recent[index], matches[index])
             ranked = self.rank(candidates, mode)
             results, dropped, given = self.assemble(
                 ranked, k, budget_tokens, candidates.similarity, exclude[index]
             )
-            elapsed = (time.perf_counter() - started) * 1000
+            elapsed = shared + (time.perf_counter() - own) * 1000
             mentions = candidates.entity_names()
             retrievals.append(Retrieval(query, results, dropped, mentions, elapsed, given))
         return retrievals
@@ -480,7 +484,11 @@ class _Growth:
             return "top_k"
         if self.budget is None and source in self.taken:  # no budget: one chunk per note, no growth
             return "taken"
-        if any(row["folded_own"] in self.chunks.rows[i]["folded"] for i in self.taken_all):
+        if any(  # the same text in another note (a copy); a neighbour's overlap merges exactly instead
+            row["folded_own"] in self.chunks.rows[i]["folded"]
+            for i in self.taken_all
+            if self.chunks.rows[i]["source"] != source
+        ):
             return "duplicate"
         if self.budget is not None and self.used + self._cost(source, position) > self.budget:
             return "budget"
@@ -500,7 +508,13 @@ class _Growth:
 
     def _cost(self, source: str, position: int) -> int:
         taken = self.taken.get(source, set())
-        return _tokens(self.chunks, taken | {position}) - _tokens(self.chunks, taken)
+        return self._spent(taken | {position}) - self._spent(taken)
+
+    def _spent(self, positions: set[int]) -> int:
+        """What a note's chunks cost: the passage made of the new ones, plus the ones the conversation
+        holds, counted whole (they are not handed over again, but the lore they give still counts)."""
+        held = {i for i in positions if self.chunks.rows[i]["id"] in self.exclude}
+        return _tokens(self.chunks, positions - held) + sum(self.chunks.rows[i]["tokens"] for i in held)
 
     def passages(self) -> list[Hit]:
         """A passage per chosen note, in the order the notes were chosen, without the chunks the

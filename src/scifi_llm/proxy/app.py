@@ -309,17 +309,19 @@ class _ProxyState:
         """The messages with the lore placed as the settings say, the new passages, and the record.
 
         With placement `conversation`, the lore given earlier in this conversation is put back where it
-        was and not given again, and this turn's lore is remembered for the next turns.
+        was (also when this request asks for no new lore) and not given again, and this turn's lore is
+        remembered for the next turns while the conversation's kept lore stays within `carry_tokens`.
         """
         placement = self.settings.placement
-        carried = self.memory.recall(messages) if placement == "conversation" and options["enabled"] else {}
+        carried = self.memory.recall(messages) if placement == "conversation" else {}
         held = frozenset(chunk for given in carried.values() for chunk in given.chunk_ids)
         hits, record = await self._retrieve(lore_request(messages, self.settings.scan_depth), options, held)
         lore = lore_message(hits) if hits else None
+        record.carried_tokens = sum(given.tokens for given in carried.values())
         if lore and placement == "conversation":
             chunk_ids = frozenset(chunk for hit in hits for chunk in hit.chunk_ids)
-            self.memory.remember(messages, Given(lore, chunk_ids, sum(hit.tokens for hit in hits)))
-        record.carried_tokens = sum(given.tokens for given in carried.values())
+            given = Given(lore, chunk_ids, count_tokens(lore["content"]))
+            self.memory.remember(messages, given, record.carried_tokens)
         return place(messages, lore, placement, carried), hits, record
 
     async def _retrieve(

@@ -112,9 +112,11 @@ class LoreMemory:
 
     A request's earlier user messages are looked up by a hash of the conversation up to each of them, so
     a conversation that is continued carries its lore, and one that was edited or cut short does not.
-    Lore is carried in order while the total stays within `carry_tokens`: the same conversation always
-    carries the same lore, so the prefix stays identical. At most `capacity` givings are remembered
-    (least recently used go first).
+    Whether a turn's lore is kept is decided once, when it is given: it is kept while the conversation's
+    kept lore stays within `carry_tokens`. So the same conversation always carries the same lore and its
+    prefix stays identical; past the limit, a turn's new lore is shown in that turn only, and the engine
+    reuses the conversation up to it. At most `capacity` givings are remembered (least recently used go
+    first).
     """
 
     def __init__(self, carry_tokens: int, capacity: int = 4096) -> None:
@@ -124,25 +126,25 @@ class LoreMemory:
 
     def recall(self, messages: list[dict]) -> dict[int, Given]:
         """The lore to carry into this request: index of the user message -> the lore given before it."""
-        carried, total = {}, 0
-        keys = _user_keys(messages)
-        for index, key in keys[:-1]:
+        carried = {}
+        for index, key in _user_keys(messages)[:-1]:
             given = self._given.get(key)
-            if given is not None and total + given.tokens <= self.carry_tokens:
+            if given is not None:
                 self._given.move_to_end(key)
                 carried[index] = given
-                total += given.tokens
         return carried
 
-    def remember(self, messages: list[dict], given: Given) -> None:
-        """Record the lore given before the last user message of `messages`."""
+    def remember(self, messages: list[dict], given: Given, carried_tokens: int) -> bool:
+        """Keep the lore given before the last user message of `messages` for the next turns, if it fits
+        beside the `carried_tokens` the conversation already keeps; True when it was kept."""
         keys = _user_keys(messages)
-        if not keys:
-            return
+        if not keys or carried_tokens + given.tokens > self.carry_tokens:
+            return False
         self._given[keys[-1][1]] = given
         self._given.move_to_end(keys[-1][1])
         while len(self._given) > self.capacity:
             self._given.popitem(last=False)
+        return True
 
 
 def _user_keys(messages: list[dict]) -> list[tuple[int, str]]:
