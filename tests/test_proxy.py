@@ -2,6 +2,7 @@
 
 import asyncio
 import itertools
+import json
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import replace
@@ -382,3 +383,37 @@ def test_concurrent_requests_share_one_embedding_batch(example_workspace, monkey
     assert len(batches) < 8 and sum(batches) >= 8  # fewer forward passes than requests
     with pytest.raises(UserError):
         asyncio.run(service.search(LoreRequest("anything"), "no_such_collection", 3, 1500, "hybrid"))
+
+
+@pytest.mark.slow
+def test_a_detached_proxy_is_shown_by_status_and_stopped_by_stop_proxy(cli, workspace):
+    port = free_port()
+    upstream = f"http://127.0.0.1:{free_port()}/v1"
+    started = cli("proxy", "--detach", "--port", str(port), "--upstream", upstream, workspace=workspace)
+    try:
+        assert started.exit_code == 0, started.stderr
+        assert f"lore proxy at http://127.0.0.1:{port}/v1" in started.stdout
+        shown = json.loads(cli("status", "--json", workspace=workspace).stdout)
+        assert shown["state"] == "not running"  # no engine...
+        assert shown["proxy"]["state"] == "running" and shown["proxy"]["healthy"]  # ...but the proxy
+        again = cli("proxy", "--detach", "--port", str(free_port()), workspace=workspace)
+        assert again.exit_code == 1 and "a lore proxy is already running" in again.stderr
+    finally:
+        stopped = cli("stop", "--proxy", workspace=workspace)
+    assert stopped.exit_code == 0 and "stopped proxy" in stopped.stdout
+    assert json.loads(cli("status", "--json", workspace=workspace).stdout)["proxy"]["state"] == "not running"
+
+
+def test_a_busy_port_is_one_line_before_anything_starts(cli, workspace):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("proxy", "--port", str(port), workspace=workspace)
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == f"error: port {port} is already in use: stop what listens there or pick another with --port\n"
+    )

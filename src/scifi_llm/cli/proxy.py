@@ -2,12 +2,16 @@
 
 import asyncio
 import logging
-from typing import Annotated
+import sys
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from scifi_llm.cli.output import console, err_console, print_json
+
+if TYPE_CHECKING:
+    from scifi_llm.config import Workspace
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
@@ -27,19 +31,47 @@ def proxy(
         str | None, typer.Option(envvar="SCIFI_LLM_PROXY_API_KEY", help="Require this key.")
     ] = None,
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record requests.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run in the background; `scifi-llm stop --proxy` stops it.")
+    ] = False,
 ) -> None:
     """Run the OpenAI-compatible lore proxy: every chat request gets the lore it needs, then goes on to the
-    engine. Point any OpenAI client at http://127.0.0.1:8001/v1. Runs until Ctrl-C.
+    engine. Point any OpenAI client at http://127.0.0.1:8001/v1. Runs until Ctrl-C, or in the background
+    with --detach (then `scifi-llm status` shows it and `scifi-llm stop --proxy` stops it).
     """
-    import uvicorn
-
     from scifi_llm.openai_client import api_base
-    from scifi_llm.proxy.app import ProxySettings, create_app
+    from scifi_llm.serving import process
 
     workspace = ctx.obj.open_workspace()
+    section = workspace.settings.proxy
+    bind_host, bind_port = host or section.host, port or section.port
+    process.refuse_if_running(workspace.state_dir, process.PROXY)
+    process.check_port_free(bind_port, bind_host)
+    upstreams = tuple(api_base(url) for url in (upstream or [section.upstream]))
+    if detach:
+        options = {"host": bind_host, "port": bind_port, "collection": collection, "no_history": no_history}
+        _start_detached(workspace, upstreams, options, api_key)
+        return
+    _run(workspace, upstreams, bind_host, bind_port, collection, api_key, no_history)
+
+
+def _run(
+    workspace: "Workspace",
+    upstreams: tuple[str, ...],
+    host: str,
+    port: int,
+    collection: str | None,
+    api_key: str | None,
+    no_history: bool,
+) -> None:
+    """Serve the proxy in this process until Ctrl-C."""
+    import uvicorn
+
+    from scifi_llm.proxy.app import ProxySettings, create_app
+
     section, lore = workspace.settings.proxy, workspace.settings.lore
     settings = ProxySettings(
-        upstreams=tuple(api_base(url) for url in (upstream or [section.upstream])),
+        upstreams=upstreams,
         index_dir=workspace.index_dir,
         collection=collection or lore.collection,
         top_k=lore.top_k,
@@ -54,12 +86,32 @@ def proxy(
         history_path=None if no_history or not section.history else workspace.state_dir / "history.db",
         history_limit=section.history_limit,
     )
-    bind_port = port or section.port
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    err_console.print(
-        f"lore proxy on http://{host or section.host}:{bind_port}/v1 -> {', '.join(settings.upstreams)}"
+    err_console.print(f"lore proxy on http://{host}:{port}/v1 -> {', '.join(settings.upstreams)}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _start_detached(
+    workspace: "Workspace", upstreams: tuple[str, ...], options: dict, api_key: str | None
+) -> None:
+    """Start this same command in the background, recorded like the engine, and wait until it answers."""
+    from scifi_llm.serving import process
+    from scifi_llm.serving.engines import EngineCommand
+
+    argv = [sys.executable, "-m", "scifi_llm", "--workspace", str(workspace.root), "proxy"]
+    argv += [arg for url in upstreams for arg in ("--upstream", url)]
+    argv += ["--host", options["host"], "--port", str(options["port"])]
+    argv += ["--collection", options["collection"]] if options["collection"] else []
+    argv += ["--no-history"] if options["no_history"] else []
+    base = f"http://{options['host']}:{options['port']}"
+    env = {"SCIFI_LLM_PROXY_API_KEY": api_key} if api_key else {}  # never on the command line (ps shows it)
+    command = EngineCommand("proxy", argv, env, f"{base}/v1", f"{base}/health")
+    record = process.start(
+        command, ", ".join(upstreams), options["port"], workspace.state_dir, kind=process.PROXY
     )
-    uvicorn.run(create_app(settings), host=host or section.host, port=bind_port, log_level="warning")
+    with err_console.status("starting the lore proxy..."):
+        process.wait_until_healthy(record, 120)
+    console.print(f"lore proxy at [bold]{base}/v1[/] (pid {record.pid}, log {escape(record.log)})")
 
 
 def ask(

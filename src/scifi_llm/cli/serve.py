@@ -130,10 +130,14 @@ def _stay_attached(state_dir: Path, record: process.ServerRecord) -> None:
 def stop(
     ctx: typer.Context,
     timeout: Annotated[float, typer.Option(help="Seconds to wait after SIGTERM before SIGKILL.")] = 30.0,
+    proxy: Annotated[
+        bool, typer.Option("--proxy", help="Stop the lore proxy (`proxy --detach`) instead.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Stop the model server that `serve` started here (and nothing else)."""
-    message = process.stop(ctx.obj.open_workspace().state_dir, timeout)
+    """Stop the model server that `serve` started here, or with --proxy the lore proxy (and nothing else)."""
+    kind = process.PROXY if proxy else process.ENGINE
+    message = process.stop(ctx.obj.open_workspace().state_dir, timeout, kind)
     if json_output:
         print_json({"result": message})
     else:
@@ -141,19 +145,26 @@ def stop(
 
 
 def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """What runs: engine, model, port, pid, uptime and health."""
-    current = process.status(ctx.obj.open_workspace().state_dir)
+    """What runs: the engine (model, port, pid, uptime, health) and the lore proxy when it was detached."""
+    state_dir = ctx.obj.open_workspace().state_dir
+    engine, proxy = process.status(state_dir), process.status(state_dir, process.PROXY)
     if json_output:
-        print_json(current.to_dict())
+        print_json(engine.to_dict() | {"proxy": proxy.to_dict()})
         return
+    _print_status(engine, "model server", "scifi-llm serve", "scifi-llm stop")
+    if proxy.record is not None:
+        _print_status(proxy, "lore proxy", "scifi-llm proxy --detach", "scifi-llm stop --proxy")
+
+
+def _print_status(current: process.ServerStatus, what: str, start: str, stop_command: str) -> None:
     if current.record is None:
-        console.print("no model server running (start one with [bold]scifi-llm serve[/])")
+        console.print(f"no {what} running (start one with [bold]{start}[/])")
         return
     record = current.record
     if current.state == "stale":
         console.print(
-            f"not running: the record names pid {record.pid}, which no longer runs the server; "
-            "scifi-llm stop clears it"
+            f"{what} not running: the record names pid {record.pid}, which no longer runs it; "
+            f"{stop_command} clears it"
         )
         return
     health = "[green]healthy[/]" if current.healthy else "[yellow]not answering[/]"

@@ -1,8 +1,10 @@
-"""Starting, watching and stopping the model server: a detached process, a pid record and a log file.
+"""Starting, watching and stopping the model server and the lore proxy: a detached process, a pid record
+and a log file each.
 
-`serve` writes `.scifi-llm/server.json` (pid, command, port, log) and the engine's output goes to
-`.scifi-llm/logs/`. `stop` only ever signals the process that record names, and only while that process
-still runs the recorded command: a pid the system has since given to another program is left alone.
+`serve` writes `.scifi-llm/server.json` (pid, command, port, log), `proxy --detach` writes
+`.scifi-llm/proxy.json`, and their output goes to `.scifi-llm/logs/`. `stop` only ever signals the process
+a record names, and only while that process still runs the recorded command: a pid the system has since
+given to another program is left alone.
 """
 
 import contextlib
@@ -23,7 +25,7 @@ from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.serving.engines import EngineCommand
 
-RECORD_NAME = "server.json"
+ENGINE, PROXY = "server", "proxy"  # the two records a workspace may hold
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,9 @@ class ServerRecord:
     log: str
     started_at: float
 
-    def save(self, state_dir: Path) -> None:
+    def save(self, state_dir: Path, kind: str = ENGINE) -> None:
         """Write the record atomically."""
-        atomic_write_text(state_dir / RECORD_NAME, json.dumps(asdict(self), indent=1) + "\n")
+        atomic_write_text(state_dir / f"{kind}.json", json.dumps(asdict(self), indent=1) + "\n")
 
 
 @dataclass(frozen=True)
@@ -65,9 +67,9 @@ class ServerStatus:
         return info
 
 
-def read_record(state_dir: Path) -> ServerRecord | None:
-    """The saved record, or None (a corrupt record counts as none)."""
-    path = state_dir / RECORD_NAME
+def read_record(state_dir: Path, kind: str = ENGINE) -> ServerRecord | None:
+    """The saved record of the engine (or the proxy), or None (a corrupt record counts as none)."""
+    path = state_dir / f"{kind}.json"
     try:
         return ServerRecord(**json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
@@ -105,9 +107,9 @@ def is_healthy(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def status(state_dir: Path) -> ServerStatus:
+def status(state_dir: Path, kind: str = ENGINE) -> ServerStatus:
     """What the record says runs, checked against the process table and the health endpoint."""
-    record = read_record(state_dir)
+    record = read_record(state_dir, kind)
     if record is None:
         return ServerStatus("not running")
     if not is_ours(record):
@@ -118,20 +120,17 @@ def status(state_dir: Path) -> ServerStatus:
 
 
 def start(
-    command: EngineCommand, model: str, port: int, state_dir: Path, to_terminal: bool = False
+    command: EngineCommand,
+    model: str,
+    port: int,
+    state_dir: Path,
+    to_terminal: bool = False,
+    kind: str = ENGINE,
 ) -> ServerRecord:
-    """Start the engine in its own session, record it, and send its output to a log file (or the terminal).
-
-    Refuses when a server started here still runs, or when the port is taken.
-    """
-    current = status(state_dir)
-    if current.state == "running":
-        running = current.record
-        raise UserError(
-            f"a server is already running (pid {running.pid}, port {running.port}): scifi-llm stop"
-        )
-    if port_in_use(port):
-        raise UserError(f"port {port} is already in use: stop what listens there or pick another with --port")
+    """Start the engine (or the proxy) in its own session, record it, and send its output to a log file
+    (or the terminal). Refuses when one started here still runs, or when the port is taken."""
+    refuse_if_running(state_dir, kind)
+    check_port_free(port)
     logs = state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{command.engine}-{port}.log"
@@ -155,8 +154,25 @@ def start(
         str(log_path),
         time.time(),
     )
-    record.save(state_dir)
+    record.save(state_dir, kind)
     return record
+
+
+def refuse_if_running(state_dir: Path, kind: str = ENGINE) -> None:
+    """A one-line error when the engine (or proxy) started here still runs."""
+    current = status(state_dir, kind)
+    if current.state == "running" and current.record.pid != os.getpid():  # a detached proxy sees its own
+        running, what = current.record, "a server" if kind == ENGINE else "a lore proxy"
+        flag = "" if kind == ENGINE else " --proxy"
+        raise UserError(
+            f"{what} is already running (pid {running.pid}, port {running.port}): scifi-llm stop{flag}"
+        )
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """A one-line error when something already listens on the port."""
+    if port_in_use(port, host):
+        raise UserError(f"port {port} is already in use: stop what listens there or pick another with --port")
 
 
 def wait_until_healthy(
@@ -195,14 +211,16 @@ def death_reason(log: Path, lines: int = 400) -> str | None:
     return found[-1][:300] if found else None
 
 
-def stop(state_dir: Path, timeout: float = 30.0) -> str:
-    """Stop the recorded server: SIGTERM to its process group, SIGKILL after `timeout`. Says what it did."""
-    record = read_record(state_dir)
+def stop(state_dir: Path, timeout: float = 30.0, kind: str = ENGINE) -> str:
+    """Stop the recorded server (or proxy): SIGTERM to its process group, SIGKILL after `timeout`. Says
+    what it did."""
+    record = read_record(state_dir, kind)
+    what = "server" if kind == ENGINE else "lore proxy"
     if record is None:
-        return "no server was started by scifi-llm here"
+        return f"no {what} was started by scifi-llm here"
     if not is_ours(record):
-        (state_dir / RECORD_NAME).unlink(missing_ok=True)
-        return f"removed a stale record (pid {record.pid} no longer runs the server)"
+        (state_dir / f"{kind}.json").unlink(missing_ok=True)
+        return f"removed a stale record (pid {record.pid} no longer runs the {what})"
     _signal_group(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and is_ours(record):
@@ -211,7 +229,7 @@ def stop(state_dir: Path, timeout: float = 30.0) -> str:
     if forced:
         _signal_group(record.pid, signal.SIGKILL)
     _reap(record.pid)
-    (state_dir / RECORD_NAME).unlink(missing_ok=True)
+    (state_dir / f"{kind}.json").unlink(missing_ok=True)
     return f"stopped {record.engine} (pid {record.pid}){' with SIGKILL' if forced else ''}"
 
 
