@@ -289,3 +289,34 @@ def test_an_unchanged_ingest_is_answered_without_opening_the_index(workspace, mi
     stored(workspace).delete_sources([NOTES[0]])  # the index changed behind the stamp's back
     repaired = ingest_with(minilm, workspace)
     assert repaired.files_indexed == 1 and repaired.chunks_total == first.chunks_total
+
+
+def test_an_interrupted_rebuild_leaves_the_collection_in_use_untouched(tmp_path):
+    """A real `lore ingest --rebuild` is interrupted (Ctrl-C) half-way: the old collection still answers."""
+    workspace = init_workspace(tmp_path / "novel", with_example=True)
+    small_chunks = {**os.environ, "SCIFI_LLM_LORE__CHUNK_TOKENS": "60", "SCIFI_LLM_LORE__CHUNK_OVERLAP": "10"}
+    command = [sys.executable, "-m", "scifi_llm", "--workspace", str(workspace.root), "lore", "ingest"]
+    subprocess.run(
+        [*command, "--embedding-model", "minilm"], check=True, capture_output=True, env=small_chunks
+    )
+    before = stored(workspace).rows(["id"])
+    rebuild = subprocess.Popen(
+        [*command, "--rebuild"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=small_chunks
+    )
+    staging = workspace.index_dir / "scifi_world__rebuild.lance"
+    deadline = time.monotonic() + 120
+    while _versions(staging) < 3 and rebuild.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert rebuild.poll() is None, "the rebuild finished before it could be interrupted"
+    rebuild.send_signal(signal.SIGINT)
+    _, stderr = rebuild.communicate(timeout=60)
+    assert rebuild.returncode == 130
+    assert "interrupted: nothing half-written was kept; run the command again" in stderr
+    assert "tune train" not in stderr
+    assert stored(workspace).rows(["id"]) == before  # the collection in use was never touched
+    assert LoreIndex(workspace.index_dir).names() == ["scifi_world"]
+    again = subprocess.run(
+        [*command, "--rebuild", "--json"], check=True, capture_output=True, env=small_chunks
+    )
+    assert json.loads(again.stdout)["chunks_total"] == len(before)
+    assert not staging.exists()

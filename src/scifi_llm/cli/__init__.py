@@ -25,8 +25,7 @@ class _ReportingGroup(TyperGroup):
             raise typer.Exit(1) from exc
         except KeyboardInterrupt as exc:
             err_console.print(
-                "[yellow]interrupted[/]: nothing half-written was kept; run the command again "
-                "(tune train: with --resume)",
+                "[yellow]interrupted[/]: nothing half-written was kept; run the command again",
                 soft_wrap=True,
             )
             raise typer.Exit(130) from exc

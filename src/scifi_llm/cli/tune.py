@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from scifi_llm.cli.output import console, print_json, progress_bar, warn
+from scifi_llm.cli.output import console, err_console, print_json, progress_bar, warn
 from scifi_llm.errors import UserError
 from scifi_llm.tune.axolotl import accelerate_command, axolotl_command, load_train_config, shell_line
 
@@ -126,7 +126,15 @@ def train_command(
     if command is None and dry_run:
         raise UserError("--dry-run prints the launch line of --engine axolotl or --gpus N; this run has none")
     if command is None:
-        run = _train(load_train_config(config_path, overrides or []), workspace.root, resume, json_output)
+        try:
+            run = _train(load_train_config(config_path, overrides or []), workspace.root, resume, json_output)
+        except KeyboardInterrupt:
+            err_console.print(
+                "[yellow]interrupted[/]: the checkpoints saved so far are kept; continue with "
+                f"[bold]scifi-llm tune train {escape(str(config_path))} --resume[/]",
+                soft_wrap=True,
+            )
+            raise typer.Exit(130) from None
         _print_run(run, json_output)
     elif dry_run and json_output:
         print_json({"command": command})

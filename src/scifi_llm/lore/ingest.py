@@ -20,7 +20,7 @@ from scifi_llm.lore.embed import Embedder
 from scifi_llm.lore.entities import NoteFacts, note_facts
 from scifi_llm.lore.links import LinkResolver
 from scifi_llm.lore.markdown import parse_document
-from scifi_llm.lore.store import FORMAT, ChunkRow, Collection, LoreIndex, compact_json
+from scifi_llm.lore.store import FORMAT, STAGING, ChunkRow, Collection, LoreIndex, compact_json
 from scifi_llm.textio import NotText, read_text
 
 LORE_EXTENSIONS = (".md", ".markdown", ".txt")
@@ -176,6 +176,7 @@ def ingest(
     if not files and not skipped and not any(_under(source, prefixes) for source in states):
         raise UserError(f"no lore files in {', '.join(str(root) for root in roots)}: add .md or .txt notes")
     collection, embedder = _open_collection(index, existing, options, load_embedder)
+    rebuilding = collection.name != options.collection  # built beside the one in use, swapped in at the end
     report = IngestReport(options.collection, collection.model_name, len(files), skipped=list(skipped))
     if outdated and not options.rebuild:
         report.warnings.append((options.collection, "written by an older scifi-llm: rebuilt from scratch"))
@@ -187,8 +188,11 @@ def ingest(
     if changed:
         embedder = embedder or load_embedder(collection.model_name)
         _embed_and_store(collection, embedder, changed, options, progress or IngestProgress(), report)
-    if changed or gone:
+    if changed or gone or rebuilding:
         collection.finish()
+    if rebuilding:
+        index.replace(options.collection, collection.name)
+        collection = index.open(options.collection)
     report.chunks_total = collection.count()
     report.unresolved_links = unresolved_links(
         collection, [name for name, _ in report.skipped if name in hashes]
@@ -316,7 +320,10 @@ def _open_collection(
 ) -> tuple[Collection, Embedder | None]:
     """The collection to write, created (with the embedder it needs) when new or rebuilding.
 
-    The model is the one asked for, else the one the collection was built with, else the default.
+    A collection that exists and must be built again is built beside it, under a staging name, so the
+    one in use keeps serving (the proxy, queries) until the new one is complete; an interrupted rebuild
+    leaves the old collection as it was. The model is the one asked for, else the one the collection
+    was built with, else the default.
     """
     if existing is not None and not options.rebuild:
         if options.embedding_model and options.embedding_model != existing.model_name:
@@ -328,7 +335,8 @@ def _open_collection(
             return existing, None
     model_name = options.embedding_model or (existing.model_name if existing else options.default_model)
     embedder = load_embedder(model_name)
-    return index.create(options.collection, embedder.dimension, model_name), embedder
+    name = options.collection + STAGING if existing is not None else options.collection
+    return index.create(name, embedder.dimension, model_name), embedder
 
 
 def _under(source: str, prefixes: list[str]) -> bool:

@@ -9,6 +9,7 @@ hash, their number is the chunk count, and no index repeats. An ingest killed at
 import json
 import os
 import re
+import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 META_MODEL = b"embedding_model"
 META_CREATED = b"created_at"
 META_FORMAT = b"format"
+STAGING = "__rebuild"  # a collection being rebuilt beside the one in use
 # The row layout; a collection written in an older one is rebuilt by the next ingest.
 FORMAT = 2
 _COLUMNS = ["id", "source", "file_hash", "chunk_index", "n_chunks", "heading", "text", "tokens", "facts"]
@@ -106,7 +108,7 @@ def _schema(dimension: int, model_name: str) -> "pa.Schema":
         pa.field("ingested_at", pa.timestamp("s", tz="UTC")),
         pa.field("vector", pa.list_(pa.float32(), dimension)),
     ]
-    created = datetime.now(UTC).isoformat(timespec="seconds").encode()
+    created = datetime.now(UTC).isoformat(timespec="microseconds").encode()
     metadata = {META_MODEL: model_name.encode(), META_CREATED: created, META_FORMAT: str(FORMAT).encode()}
     return pa.schema(fields, metadata=metadata)
 
@@ -131,10 +133,22 @@ class LoreIndex:
         return self._connection
 
     def names(self) -> list[str]:
-        """Collection names, sorted."""
+        """Collection names, sorted (not counting one being rebuilt)."""
         if self._db is None:
             return []
-        return sorted(self._db.list_tables().tables)
+        return sorted(name for name in self._db.list_tables().tables if not name.endswith(STAGING))
+
+    def replace(self, name: str, staging: str) -> None:
+        """Put the collection `staging` in the place of `name`: two folder renames, so the old collection
+        serves until the new one is complete (LanceDB keeps a table in the folder `<name>.lance`)."""
+        current, ready = self.index_dir / f"{name}.lance", self.index_dir / f"{staging}.lance"
+        retired = self.index_dir / f".{name}.lance.retired"
+        shutil.rmtree(retired, ignore_errors=True)
+        if current.exists():
+            current.rename(retired)
+        ready.rename(current)
+        shutil.rmtree(retired, ignore_errors=True)
+        self._connection = None  # the table list changed under the connection
 
     def fingerprint(self, name: str) -> list[str]:
         """What identifies the stored state of a collection without opening it: its committed versions."""
@@ -188,9 +202,11 @@ class Collection:
         return self.table.schema.field("vector").type.list_size
 
     @property
-    def version(self) -> int:
-        """The table version this handle reads: every ingest that changes the collection makes a new one."""
-        return self.table.version
+    def version(self) -> tuple[str, int]:
+        """What changes whenever the collection does: when it was created (a rebuild makes a new one) and
+        the table version it is at (every ingest that changes it makes a new one)."""
+        created = (self.table.schema.metadata or {}).get(META_CREATED, b"").decode()
+        return created, self.table.version
 
     def count(self) -> int:
         """Number of chunks."""

@@ -68,7 +68,7 @@ class _Loaded:
     """A collection's retriever and the index version it was built from."""
 
     retriever: Retriever
-    version: int
+    version: tuple[str, int]
     checked: float
 
 
