@@ -82,3 +82,13 @@ def test_bench_throughput_writes_its_results(cli, workspace, engine, tiny_llama)
     assert json.loads((run / "throughput.json").read_text())["environment"]["endpoint"]["model"] == str(
         tiny_llama
     )
+
+
+def test_bench_throughput_quick_takes_seconds_sizes(cli, workspace, engine, tiny_llama):
+    args = ["bench", "throughput", "--base-url", engine, "--quick", "--tokenizer", str(tiny_llama), "--json"]
+    result = cli(*args, workspace=workspace)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [row["max_concurrency"] for row in report["sweep"]] == [1, 2]
+    single = report["single_stream"]
+    assert single["total_input_tokens"] / single["completed"] < 100  # tiny prompts, not the 256 of a real run

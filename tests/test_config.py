@@ -38,6 +38,9 @@ def test_init_with_example_copies_the_example_world(tmp_path):
     workspace = init_workspace(tmp_path / "novel", with_example=True)
     assert (workspace.lore_dir / "characters" / "elena_voss.md").is_file()
     assert any(workspace.writing_dir.iterdir())
+    assert (workspace.root / "lore_questions.jsonl").is_file() and (
+        workspace.root / "ask_with_openai.py"
+    ).is_file()
 
 
 def test_workspace_is_found_from_a_subfolder_or_named_explicitly(tmp_path, monkeypatch):

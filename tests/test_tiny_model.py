@@ -1,7 +1,9 @@
 """The tiny Llama fixture that stands in for Llama-3.1-8B in the tests of serving and training."""
 
 import json
+from pathlib import Path
 
+import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 MESSAGES = [
@@ -40,3 +42,12 @@ def test_tiny_llama_generates(tiny_llama):
     )
     output = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False)
     assert output.shape[1] == inputs["input_ids"].shape[1] + 5
+
+
+def test_the_tiny_model_command_explains_itself_and_takes_no_flag_for_a_folder(tmp_path, capsys):
+    from scifi_llm.tiny_model import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0 and "tiny random Llama" in capsys.readouterr().out
+    assert not (Path.cwd() / "--help").exists()

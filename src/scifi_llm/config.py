@@ -275,6 +275,9 @@ note_patterns = []
 """
 
 WORKSPACE_FOLDERS = ("lore", "writing", "configs")
+# With --example: the questions `lore eval` and `bench` score the example world with, and a script that
+# asks through the proxy with the official openai SDK.
+EXAMPLE_FILES = ("lore_questions.jsonl", "ask_with_openai.py")
 
 
 def example_dir() -> Path:
@@ -312,6 +315,9 @@ def init_workspace(root: Path, with_example: bool = False) -> Workspace:
         source = example_dir()
         for name in ("lore", "writing"):
             shutil.copytree(source / name, root / name, dirs_exist_ok=True)
+        for name in EXAMPLE_FILES:
+            if not (root / name).exists():
+                shutil.copy2(source / name, root / name)
     for config in sorted(configs_dir().glob("*.yaml")):
         if not (root / "configs" / config.name).exists():
             shutil.copy2(config, root / "configs" / config.name)

@@ -85,12 +85,25 @@ def build_tiny_llama(output_dir: Path, texts: Iterable[str], seed: int = 0) -> P
     return output_dir
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    """`python -m scifi_llm.tiny_model OUTPUT_DIR`: build the tiny model into a folder and print its path."""
+    import argparse
 
     from scifi_llm.config import example_dir
 
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m scifi_llm.tiny_model OUTPUT_DIR")
+    parser = argparse.ArgumentParser(
+        prog="python -m scifi_llm.tiny_model",
+        description="Build a tiny random Llama (2 layers, a Llama-3 chat template, a tokenizer trained on "
+        "the example world) in seconds: it serves, trains and merges like the real thing, offline, and "
+        "writes nonsense. For trying the whole pipeline on a CPU.",
+    )
+    parser.add_argument(
+        "output_dir", type=Path, help="the model folder to write (serve it with scifi-llm serve)"
+    )
+    args = parser.parse_args(argv)
     corpus = [path.read_text(encoding="utf-8") for path in sorted(example_dir().rglob("*.md"))]
-    print(build_tiny_llama(Path(sys.argv[1]), corpus))
+    print(build_tiny_llama(args.output_dir, corpus))
+
+
+if __name__ == "__main__":
+    main()

@@ -63,6 +63,9 @@ def throughput_command(
     tokenizer: Annotated[
         str | None, typer.Option(help="Local tokenizer for exact prompt lengths (default: the model).")
     ] = None,
+    quick: Annotated[
+        bool, typer.Option(help="Seconds, not minutes (tiny prompts, levels 1 and 2): a check on a CPU.")
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Single-stream decode speed (tokens/s) and a concurrency sweep: throughput against latency.
@@ -70,14 +73,23 @@ def throughput_command(
     Writes results/<time>/throughput.json (vLLM's field names: mean_ttft_ms, median_tpot_ms, p99_itl_ms,
     output_throughput, ...) and throughput.png.
     """
+    from scifi_llm.bench.suite import QUICK
     from scifi_llm.bench.throughput import plot, throughput
 
     sweep_levels = _levels(levels)
+    if quick:
+        input_tokens, output_tokens, sweep_levels = (
+            QUICK.input_tokens,
+            QUICK.output_tokens,
+            list(QUICK.levels),
+        )
+        requests_per_level = QUICK.requests_per_level
     workspace = ctx.obj.open_workspace()
     url = base_url or workspace.settings.proxy.upstream
     counter = _token_counter(workspace, tokenizer)
     with console.status("measuring", spinner="dots"):
         result = throughput(url, input_tokens, output_tokens, sweep_levels, requests_per_level, counter, rate)
+    levels = ",".join(map(str, sweep_levels))
     settings = {"input_tokens": input_tokens, "output_tokens": output_tokens, "levels": levels, "url": url}
     folder = _save(workspace, "throughput", result, settings)
     plot(result, folder / "throughput.png")

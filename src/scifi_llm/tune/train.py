@@ -12,7 +12,9 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -63,14 +65,29 @@ def train(
     checkpoint = _resume_point(run_dir, resume)
     notes: list[str] = []
     try:
-        trainer = setup(config, root, run_dir, notes, progress)
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        with _libraries_quiet():
+            trainer = setup(config, root, run_dir, notes, progress)
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except torch.OutOfMemoryError as exc:
         raise UserError(
             "out of GPU memory: lower micro_batch_size (e.g. --set micro_batch_size=2) and raise "
             "gradient_accumulation_steps to keep the effective batch, or lower lora_r (e.g. 32)"
         ) from exc
     return save(trainer, run_dir, checkpoint, notes)
+
+
+@contextmanager
+def _libraries_quiet():
+    """No deprecation notices and no weight-loading bars from the libraries: a writer cannot act on them,
+    and reads them as breakage. What matters is said at the end of the run (`notes`)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
 
 
 def setup(config: TrainConfig, root: Path, run_dir: Path, notes: list[str], progress: Progress | None):
