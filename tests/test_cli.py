@@ -98,7 +98,8 @@ def test_query_from_file_reports_bad_lines_and_answers_the_rest(cli, example_wor
     queries = write(
         tmp_path / "q.jsonl",
         '{"question": "Who built Elena\'s arm?"}\nnot json at all? fine, plain\n'
-        '{"prompt": "Describe the Wheel"}\n{"question": 3}\n{broken\n',
+        '{"prompt": "Describe the Wheel"}\n{"question": 3}\n{broken\n'
+        '{"query": "Who is Ledger?"}\n"The Magistrate\'s coat"\n',
     )
     result = cli("lore", "query", "--from-file", str(queries), "--json", workspace=example_workspace)
     answers = json_lines(result.stdout)
@@ -106,8 +107,10 @@ def test_query_from_file_reports_bad_lines_and_answers_the_rest(cli, example_wor
         "Who built Elena's arm?",
         "not json at all? fine, plain",
         "Describe the Wheel",
+        "Who is Ledger?",
+        "The Magistrate's coat",
     ]
-    assert "q.jsonl:4: no `question` or `prompt` text field" in result.stderr
+    assert "q.jsonl:4: no `query`, `question` or `prompt` text" in result.stderr
     assert "q.jsonl:5: not valid JSON" in result.stderr
     assert result.exit_code == 1
 
@@ -119,9 +122,11 @@ def test_query_errors_are_one_clear_line(cli, workspace, example_workspace):
     assert unknown.exit_code == 1 and "unknown collection 'nope'" in unknown.stderr
     both = cli("lore", "query", "Elena", "--from-file", "x", workspace=example_workspace)
     assert both.exit_code == 1 and "one of the two" in both.stderr
+    empty = cli("lore", "query", " ", workspace=example_workspace)
+    assert empty.exit_code == 1 and "the query is empty" in empty.stderr
     outside = cli("--workspace", str(workspace.root / "lore"), "lore", "status")
     assert outside.exit_code == 1 and "not a scifi-llm workspace" in outside.stderr
-    for result in (no_index, unknown, both, outside):
+    for result in (no_index, unknown, both, empty, outside):
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
@@ -152,6 +157,7 @@ def test_eval_prints_recall_table_and_json(cli, example_workspace, tmp_path):
         {"line": 2, "message": "needs `question` (text) and `gold_phrases` (list of text)"}
     ]
     assert "q.jsonl:2" in result.stderr
+    assert result.exit_code == 1  # as lore query --from-file: a skipped line is a failure
 
 
 def test_everyday_commands_load_no_heavy_library():

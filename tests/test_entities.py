@@ -110,3 +110,11 @@ def test_the_names_a_text_uses_are_the_ones_the_lore_writes_as_names():
     reg = registry(WORLD)
     names = reg.names_in("Then Elena Voss's uncle Marcus Voss met the crew on Calla. The arm held.")
     assert names == {"elena voss": "Elena Voss", "marcus voss": "Marcus Voss", "calla": "Calla"}
+
+
+def test_a_front_matter_name_and_its_heading_are_one_entity():
+    reg = registry({"moth.md": "---\nname: Lantern Moth\n---\n# The Lantern Moth\n## Crew\nFour people."})
+    names = [entity.name for entity in reg.entities]
+    assert names.count("Lantern Moth") == 1 and "The Lantern Moth" not in names
+    document = parse_document("---\nname: Lantern Moth\n---\n# The Lantern Moth\n## Crew\nFour.", "moth.md")
+    assert [section.path for section in document.sections] == [("Lantern Moth", "Crew")]

@@ -148,6 +148,9 @@ def test_bad_requests_get_openai_shaped_errors(proxy, engine):
             (post(json={"messages": "hello"}), 422),
             (post(json={"messages": [{"content": "no role"}]}), 422),
             (post(json={"messages": [{"role": "user", "content": "x"}], "stream": "yes"}), 422),
+            (post(json={"messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"}), 422),
+            (post(json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 2.5}), 422),
+            (post(json={"messages": [{"role": "user", "content": "x"}], "temperature": -1}), 422),
             (post(json={"messages": [{"role": "user", "content": "x"}], "lore": {"top_k": "five"}}), 422),
             (post(json={"messages": [{"role": "user", "content": "x" * 20_000}]}), 413),
         ]

@@ -73,8 +73,10 @@ def test_unknown_keys_and_bad_values_are_refused_by_name(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     with pytest.raises(UserError, match="unknown key 'lora_magic'"):
         load_train_config(tmp_path / "c.yaml")
-    with pytest.raises(UserError, match="learning_rate"):
+    with pytest.raises(UserError, match=r"^--set 'learning_rate=-1': learning_rate"):
         load_train_config(LORA, ["learning_rate=-1"])
+    with pytest.raises(UserError, match=r"^--set 'lora_rank=8': .*did you mean 'lora_r'\?"):
+        load_train_config(LORA, ["lora_rank=8"])
     with pytest.raises(UserError, match="qlora goes with load_in_4bit"):
         load_train_config(LORA, ["adapter=qlora"])
 

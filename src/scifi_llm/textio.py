@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+# A writer's notes to self, not text to learn from or to show a model: in prose and in lore alike.
+DEFAULT_NOTE_PATTERNS = (r"^\s*(?:TODO|FIXME|XXX|NOTE TO SELF)\b",)
 _SNIFF_BYTES = 8192
 _FALLBACK_ENCODINGS = ("cp1252", "latin-1")
 

@@ -173,7 +173,11 @@ def query_command(
     text: Annotated[str | None, typer.Argument(help="What to look up, e.g. a writing request.")] = None,
     from_file: Annotated[
         Path | None,
-        typer.Option("--from-file", help="JSONL (`question` or `prompt` field) or one query per line."),
+        typer.Option(
+            "--from-file",
+            help="One query per line: text, or JSON with `query`, `question` or `prompt`. Bad lines are "
+            "reported and the rest answered; then the exit code is 1.",
+        ),
     ] = None,
     top_k: TopKOption = None,
     mode: ModeOption = None,
@@ -186,6 +190,8 @@ def query_command(
 
     if (text is None) == (from_file is None):
         raise UserError("give a query TEXT or --from-file FILE (one of the two)")
+    if text is not None and not text.strip():
+        raise UserError("the query is empty: say what to look up, e.g. a writing request")
     workspace = _workspace(ctx)
     lore = workspace.settings.lore
     queries, errors = read_queries(from_file) if from_file else ([(0, text)], [])
@@ -237,7 +243,8 @@ def eval_command(
     collection: CollectionOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Measure retrieval: recall@1/3/5, MRR and per-kind results on a question file."""
+    """Measure retrieval: recall@1/3/5, MRR and per-kind results on a question file. Bad lines are
+    reported and the rest scored; then the exit code is 1."""
     from scifi_llm.lore.evaluate import evaluate, load_questions
 
     workspace = _workspace(ctx)
@@ -261,6 +268,8 @@ def eval_command(
         print_json(report.to_dict())
     else:
         _print_eval(report)
+    if errors:  # as `lore query --from-file`: the rest is answered, but a skipped line is a failure
+        raise typer.Exit(1)
 
 
 def _print_eval(report: "EvalReport") -> None:

@@ -45,7 +45,7 @@ def prepare_command(
     the prose into passages within the token bounds of the model's tokenizer; describes your style in
     the system prompt; writes a request for each passage; splits 90/10 by scene, the same way every run.
     """
-    from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS
+    from scifi_llm.textio import DEFAULT_NOTE_PATTERNS
     from scifi_llm.tune.prepare import PrepareOptions, prepare
 
     if prompts not in ("heuristic", "llm"):

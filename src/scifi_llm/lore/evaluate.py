@@ -67,11 +67,15 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line.strip()
 
 
+QUERY_FIELDS = ("query", "question", "prompt")
+
+
 def read_queries(path: Path) -> tuple[list[tuple[int, str]], list[LineError]]:
-    """Queries from a file: JSONL lines with a `question` or `prompt` field, or plain text lines."""
+    """Queries from a file, one per line: a JSON object with a `query`, `question` or `prompt` field (as
+    `lore query --json` and `lore eval` files have), a JSON string, or plain text."""
     queries, errors = [], []
     for number, line in _lines(path):
-        if not line.startswith("{"):
+        if not line.startswith(("{", '"')):
             queries.append((number, line))
             continue
         try:
@@ -79,11 +83,12 @@ def read_queries(path: Path) -> tuple[list[tuple[int, str]], list[LineError]]:
         except json.JSONDecodeError as exc:
             errors.append(LineError(number, f"not valid JSON ({exc.msg})"))
             continue
-        text = record.get("question") or record.get("prompt") if isinstance(record, dict) else None
-        if isinstance(text, str) and text.strip():
-            queries.append((number, text.strip()))
+        if isinstance(record, dict):
+            record = next((record[key] for key in QUERY_FIELDS if isinstance(record.get(key), str)), None)
+        if isinstance(record, str) and record.strip():
+            queries.append((number, record.strip()))
         else:
-            errors.append(LineError(number, "no `question` or `prompt` text field"))
+            errors.append(LineError(number, "no `query`, `question` or `prompt` text"))
     return queries, errors
 
 

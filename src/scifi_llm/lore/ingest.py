@@ -5,6 +5,7 @@ re-chunked and replace their old chunks; files gone from a scanned folder lose t
 in batches, so an interrupted ingest keeps what it finished and the next run redoes only the rest.
 """
 
+import fnmatch
 import hashlib
 import json
 import time
@@ -24,8 +25,9 @@ from scifi_llm.lore.store import FORMAT, STAGING, ChunkRow, Collection, LoreInde
 from scifi_llm.textio import NotText, read_text
 
 LORE_EXTENSIONS = (".md", ".markdown", ".txt")
+IGNORE_FILE = ".scifi-llm-ignore"
 # Bump when chunking or fact extraction changes, so every file is re-chunked once.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,13 @@ class IngestProgress:
 
 
 def scan(roots: list[Path], lore_dir: Path) -> tuple[list[LoreFile], list[tuple[str, str]], list[str]]:
-    """Lore files under `roots`, the skipped ones with reasons, and the source prefixes that were scanned."""
+    """Lore files under `roots`, the skipped ones with reasons, and the source prefixes that were scanned.
+
+    Hidden files and folders (`.obsidian/`, `.trash/`) are passed over; files matching a pattern of the lore
+    folder's `.scifi-llm-ignore` are skipped and said so.
+    """
     files, skipped, prefixes = [], [], []
+    ignored = IgnoreFile(lore_dir / IGNORE_FILE)
     for root in roots:
         root = root.expanduser().resolve()
         if not root.exists():
@@ -111,11 +118,35 @@ def scan(roots: list[Path], lore_dir: Path) -> tuple[list[LoreFile], list[tuple[
             ):
                 continue
             source = _source_name(path, lore_dir)
-            if path.suffix.lower() not in LORE_EXTENSIONS:
+            if ignored.matches(source):
+                skipped.append((source, f"matches {ignored.matches(source)!r} in {IGNORE_FILE}"))
+            elif path.suffix.lower() not in LORE_EXTENSIONS:
                 skipped.append((source, f"unsupported extension {path.suffix or '(none)'}; use .md or .txt"))
             else:
                 files.append(LoreFile(path, source))
     return files, skipped, prefixes
+
+
+class IgnoreFile:
+    """`.scifi-llm-ignore`: one pattern a line, as in .gitignore: `todo.txt` or `*.draft.md` match a file
+    name anywhere, `drafts/` a folder, `ideas/*.md` a path from the lore folder; `#` starts a comment."""
+
+    def __init__(self, path: Path) -> None:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+        self.patterns = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+    def matches(self, source: str) -> str | None:
+        """The first pattern that matches a source (relative to the lore folder), or None."""
+        parts = source.split("/")
+        for pattern in self.patterns:
+            bare = pattern.strip("/")
+            if pattern.endswith("/") and any(fnmatch.fnmatch(part, bare) for part in parts[:-1]):
+                return pattern
+            if "/" in bare and fnmatch.fnmatch(source, bare):
+                return pattern
+            if "/" not in bare and not pattern.endswith("/") and fnmatch.fnmatch(parts[-1], bare):
+                return pattern
+        return None
 
 
 def _source_name(path: Path, lore_dir: Path) -> str:

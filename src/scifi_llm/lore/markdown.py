@@ -15,6 +15,8 @@ from pathlib import PurePosixPath
 
 import yaml
 
+from scifi_llm.textio import DEFAULT_NOTE_PATTERNS
+
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,3}[.)])\s+")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
@@ -23,6 +25,7 @@ _SENTENCE_START = re.compile(r"[\"“‘(\[]?[A-Z0-9]")
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}")
 _WIKILINK = re.compile(r"(!?)\[\[([^\[\]|\n]*)(?:\|([^\[\]\n]*))?\]\]")
 _COMMENT = re.compile(r"%%.*?%%|<!--.*?-->", re.DOTALL)
+_NOTE_TO_SELF = re.compile("|".join(DEFAULT_NOTE_PATTERNS), re.IGNORECASE)
 _QUOTE = re.compile(r"^\s{0,3}>\s?")
 _CALLOUT = re.compile(r"^\s{0,3}>\s?\[![\w-]+\][+-]?\s*")
 _NOT_A_NOTE = re.compile(r"\.(?!md$|markdown$|txt$)\w+$", re.IGNORECASE)
@@ -161,7 +164,9 @@ def parse_document(text: str, relative_path: str) -> Document:
     title = title or first_heading or title_from_path(relative_path)
     sections, links = [], []
     for path, levels, lines in raw_sections:
-        if not (path and path[0] == title):
+        if path and _same_name(path[0], title):  # `name: Lantern Moth` and `# The Lantern Moth`: one title
+            path = (title, *path[1:])
+        else:
             path, levels = (title, *path), (0, *levels)
         blocks = _blocks(lines, links)
         if blocks:
@@ -195,6 +200,12 @@ def render_wikilinks(line: str) -> tuple[str, list[tuple[str, str]]]:
         return label if says_it else f"{label} ({shown_note})"
 
     return _WIKILINK.sub(shown, line), links
+
+
+def _same_name(first: str, second: str) -> bool:
+    """True for two spellings of one name: case, a leading "the" and punctuation aside."""
+    strip = lambda name: re.sub(r"^the ", "", _folded(name))  # noqa: E731
+    return strip(first) == strip(second)
 
 
 def _folded(text: str) -> str:
@@ -260,6 +271,8 @@ def _blocks(lines: list[str], links: list[tuple[str, str]]) -> list[Block]:
         if _FENCE.match(line):
             flush()
             fence = [line]
+            continue
+        if _NOTE_TO_SELF.match(line):  # TODO, FIXME, NOTE TO SELF: for the writer, not for the model
             continue
         callout = _CALLOUT.match(line)
         line, found = render_wikilinks(line[callout.end() :] if callout else _QUOTE.sub("", line, count=1))

@@ -532,7 +532,19 @@ async def _read_body(request: Request, limit: int) -> dict:
             )
     if "stream" in body and not isinstance(body["stream"], bool):
         raise BadRequest(422, "stream must be true or false", "stream")
+    for field, minimum in _NUMBERS.items():
+        value, whole = body.get(field), field in _WHOLE
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int if whole else int | float) or value < minimum:
+            kind = "a whole number" if whole else "a number"
+            raise BadRequest(422, f"{field} must be {kind} of at least {minimum}", field)
     return body
+
+
+# Fields an engine would reject with a 400 or, worse, a 500 the proxy would report as the engine failing.
+_NUMBERS = {"max_tokens": 1, "max_completion_tokens": 1, "n": 1, "temperature": 0, "top_p": 0}
+_WHOLE = {"max_tokens", "max_completion_tokens", "n"}
 
 
 def _lore_options(given, settings: ProxySettings) -> dict:

@@ -5,6 +5,7 @@ to `axolotl train`. We read the subset that LoRA/QLoRA style transfer needs and 
 name, rather than silently training with a setting we do not honour.
 """
 
+import difflib
 import shlex
 import shutil
 from pathlib import Path
@@ -154,14 +155,19 @@ def load_train_config(path: Path, overrides: list[str] = ()) -> TrainConfig:
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(f"{path}: {_first_problem(exc)}") from exc
+        problem = exc.errors()[0]
+        key = str(problem["loc"][0]) if problem["loc"] else ""
+        given = next((o for o in overrides if o.partition("=")[0].strip() == key), None)
+        origin = f"--set {given!r}" if given else str(path)  # blame the file only for what is in the file
+        raise UserError(f"{origin}: {_describe(problem)}") from exc
 
 
-def _first_problem(exc: ValidationError) -> str:
-    problem = exc.errors()[0]
+def _describe(problem: dict) -> str:
     where = ".".join(str(part) for part in problem["loc"])
     if problem["type"] == "extra_forbidden":
-        return f"unknown key {where!r}: scifi-llm does not train with it (remove it, or use --engine axolotl)"
+        close = difflib.get_close_matches(where, TrainConfig.model_fields, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else " (remove it, or use --engine axolotl)"
+        return f"unknown key {where!r}: scifi-llm does not train with it{hint}"
     return f"{where}: {problem['msg']}" if where else problem["msg"]
 
 

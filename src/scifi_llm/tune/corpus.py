@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from scifi_llm.lore.markdown import parse_front_matter, split_sentences
-from scifi_llm.textio import NotText, read_text
+from scifi_llm.textio import DEFAULT_NOTE_PATTERNS, NotText, read_text
 
 WRITING_EXTENSIONS = (".txt", ".md", ".markdown", ".docx")
-DEFAULT_NOTE_PATTERNS = (r"^\s*(?:TODO|FIXME|XXX|NOTE TO SELF)\b",)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _INLINE_NOTE = re.compile(r"\[\[.*?\]\]", re.DOTALL)
 _SPACE_RUN = re.compile(r"[ \t]+")

@@ -17,8 +17,9 @@ from pathlib import Path
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.models import require
+from scifi_llm.textio import DEFAULT_NOTE_PATTERNS
 from scifi_llm.tune.chunk import ChunkReport, Passage, TokenCounter, pack_all
-from scifi_llm.tune.corpus import DEFAULT_NOTE_PATTERNS, ReadReport, read_writing
+from scifi_llm.tune.corpus import ReadReport, read_writing
 from scifi_llm.tune.prompts import HeuristicPrompts, llm_requests, request_key
 from scifi_llm.tune.style import profile
 
