@@ -56,6 +56,7 @@ def test_doctor_reports_each_part_with_fixes(cli, tmp_path):
     assert checks["embedding model minilm"]["ok"] is True and checks["trl + peft"]["ok"] is True
     result = cli("--workspace", str(tmp_path), "doctor")  # the table shows fixes with brackets intact
     assert "scifi-llm[gpu]" in result.stdout or checks["vllm"]["ok"]
+    assert "…" not in result.stdout  # at 80 columns long names wrap, never cut
     for check in checks.values():
         assert check["ok"] is not False or check["fix"], f"{check['name']} is missing but names no fix"
 
@@ -68,7 +69,17 @@ def test_ingest_status_query_remove(cli, workspace):
     assert (
         report["files_indexed"] == 2 and report["chunks_total"] > 0 and report["embedding_model"] == "minilm"
     )
+    assert {change["file"]: change["change"] for change in report["changes"]} == {
+        "characters/elena_voss.md": "new",
+        "ships/ashgrove_lark.md": "new",
+    }
 
+    listed = json.loads(cli("lore", "status", "--files", "--json", workspace=workspace).stdout)
+    assert [entry["file"] for entry in listed["collections"][0]["file_list"]] == [
+        "characters/elena_voss.md",
+        "ships/ashgrove_lark.md",
+    ]
+    assert "characters/elena_voss.md" in cli("lore", "status", "--files", workspace=workspace).stdout
     status = json.loads(cli("lore", "status", "--json", workspace=workspace).stdout)
     assert status["collections"][0] | {"last_ingest": None} == {
         "collection": "scifi_world",
@@ -90,6 +101,9 @@ def test_ingest_status_query_remove(cli, workspace):
     assert answer["results"][0]["source"] == "characters/elena_voss.md"
     assert "alias:Ledger" in answer["results"][0]["reasons"]
 
+    (workspace.lore_dir / "ships" / "ashgrove_lark.md").write_text("# Lark\nA small ship.\n")
+    again = cli("lore", "ingest", workspace=workspace)
+    assert "  changed ships/ashgrove_lark.md" in again.stdout and "elena" not in again.stdout
     assert cli("lore", "remove", "scifi_world", "--yes", workspace=workspace).exit_code == 0
     assert json.loads(cli("lore", "status", "--json", workspace=workspace).stdout)["collections"] == []
 

@@ -5,9 +5,8 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from scifi_llm.cli.output import console, print_json
+from scifi_llm.cli.output import console, folding_table, print_json
 from scifi_llm.errors import UserError
 
 app = typer.Typer(help="Benchmarks against any OpenAI-compatible endpoint.", no_args_is_help=True)
@@ -107,7 +106,7 @@ def throughput_command(
         "E2E": "median_e2el_ms",
         "failed": "failed",
     }
-    table = Table(*columns, title="concurrency sweep (latencies: medians in ms)")
+    table = folding_table(*columns, title="concurrency sweep (latencies: medians in ms)")
     for row in result["sweep"]:
         table.add_row(*(str(row[key]) for key in columns.values()))
     console.print(table)
@@ -153,7 +152,9 @@ def context_command(
     if json_output:
         print_json(result | {"folder": str(folder)})
         return
-    table = Table("prompt tokens", "TTFT ms", "decode tok/s", "failed", title="context scaling (medians)")
+    table = folding_table(
+        "prompt tokens", "TTFT ms", "decode tok/s", "failed", title="context scaling (medians)"
+    )
     for row in result["rows"]:
         table.add_row(
             *(str(row[key]) for key in ("prompt_tokens", "median_ttft_ms", "decode_tok_s", "failed"))
@@ -355,7 +356,7 @@ def all_command(
             }
         )
         return
-    table = Table("measure", "value", "better", title=f"bench all · {folder.name}")
+    table = folding_table("measure", "value", "better", title=f"bench all · {folder.name}")
     for label, value, better in rows:
         table.add_row(label, "n/a" if value is None else str(value), better)
     console.print(table)
@@ -380,7 +381,7 @@ def compare_command(
         print_json({"a": str(run_a), "b": str(run_b), "rows": rows})
         return
     marks = {"better": "[green]better[/]", "worse": "[red]worse[/]", "same": "same", "n/a": "n/a"}
-    table = Table("measure", run_a.name, run_b.name, "better is", "", title="bench compare")
+    table = folding_table("measure", run_a.name, run_b.name, "better is", "", title="bench compare")
     for row in rows:
         shown = ["n/a" if row[key] is None else str(row[key]) for key in ("a", "b")]
         table.add_row(row["measure"], *shown, row["better_is"], marks[row["verdict"]])

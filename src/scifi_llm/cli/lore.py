@@ -19,10 +19,9 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 from rich.text import Text
 
-from scifi_llm.cli.output import console, err_console, print_json, warn
+from scifi_llm.cli.output import console, err_console, folding_table, print_json, warn
 from scifi_llm.config import RetrievalMode, Workspace
 from scifi_llm.errors import UserError
 
@@ -52,6 +51,9 @@ BudgetOption = Annotated[
         "--budget-tokens", min=1, help="Tokens of lore handed over, the real limit (default: from settings)."
     ),
 ]
+
+
+SHOWN = 20  # files named one by one in `lore ingest` and `lore status --files`
 
 
 def _workspace(ctx: typer.Context) -> Workspace:
@@ -145,6 +147,10 @@ def _print_ingest(report: "IngestReport") -> None:
         f"{len(report.skipped)} skipped; {report.chunks_embedded} chunks embedded, "
         f"{report.chunks_total} in the collection; {report.seconds:.1f} s"
     )
+    for name, change in report.changes[:SHOWN]:
+        console.print(escape(f"  {change} {name}"), soft_wrap=True)
+    if len(report.changes) > SHOWN:
+        console.print(f"  and {len(report.changes) - SHOWN} more (--json lists them all)")
     for name, reason in report.skipped:
         console.print(escape(f"  skipped {name}: {reason}"), soft_wrap=True)
     for name, message in report.warnings:
@@ -273,7 +279,7 @@ def eval_command(
 
 
 def _print_eval(report: "EvalReport") -> None:
-    table = Table(
+    table = folding_table(
         "kind", "questions", f"recall@{report.k}", "MRR", title=f"lore eval · {report.mode} · k={report.k}"
     )
     for kind, row in report.by_kind.items():
@@ -292,8 +298,12 @@ def _print_eval(report: "EvalReport") -> None:
 
 
 @app.command("status")
-def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """List collections: files, chunks, embedding model and last ingest."""
+def status_command(
+    ctx: typer.Context,
+    files: Annotated[bool, typer.Option("--files", help="Also list each collection's files.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """List collections: files, chunks, embedding model and last ingest (with --files, every file)."""
     from scifi_llm.lore.store import LoreIndex
 
     workspace = _workspace(ctx)
@@ -311,6 +321,11 @@ def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
                 "last_ingest": collection.last_ingest(),
                 "default": name == workspace.settings.lore.collection,
             }
+            | (
+                {"file_list": [{"file": s, "chunks": states[s].rows} for s in sorted(states)]}
+                if files
+                else {}
+            )
         )
     if json_output:
         print_json({"workspace": str(workspace.root), "collections": rows})
@@ -318,13 +333,18 @@ def status_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     if not rows:
         console.print("no lore index yet: run [bold]scifi-llm lore ingest[/]")
         return
-    table = Table("collection", "files", "chunks", "embedding model", "last ingest")
+    table = folding_table("collection", "files", "chunks", "embedding model", "last ingest")
     for row in rows:
         name = row["collection"] + (" (default)" if row["default"] else "")
         table.add_row(
-            name, str(row["files"]), str(row["chunks"]), row["embedding_model"], str(row["last_ingest"])
+            name, str(row["files"]), str(row["chunks"]), row["embedding_model"], str(row["last_ingest"])[:19]
         )
     console.print(table)
+    for row in rows if files else []:
+        listing = folding_table("file", "chunks", title=row["collection"])
+        for entry in row["file_list"]:
+            listing.add_row(escape(entry["file"]), str(entry["chunks"]))
+        console.print(listing)
 
 
 @app.command("remove")

@@ -5,9 +5,8 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from scifi_llm.cli.output import console, print_json
+from scifi_llm.cli.output import console, folding_table, print_json
 from scifi_llm.errors import UserError
 
 app = typer.Typer(
@@ -26,7 +25,7 @@ def list_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     if json_output:
         print_json({"models": [item.to_dict() for item in found]})
         return
-    table = Table("model", "used for", "here?")
+    table = folding_table("model", "used for", "here?")
     for item in found:
         row = item.to_dict()
         here = f"[green]{row['where']}[/] ({row['size_mb']:,.0f} MB)" if row["present"] else "[red]missing"

@@ -8,9 +8,19 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, TextColumn
+from rich.table import Table
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def folding_table(*headers: str, **options) -> Table:
+    """A Rich table whose cells wrap long words instead of cutting them: a model name or a command in the
+    fix column must stay whole at 80 columns."""
+    made = Table(*headers, **options)
+    for column in made.columns:
+        column.overflow = "fold"
+    return made
 
 
 def print_json(value: object) -> None:

@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from scifi_llm.cli.output import console, err_console, print_json, progress_bar, warn
+from scifi_llm.cli.output import console, err_console, folding_table, print_json, progress_bar, warn
 from scifi_llm.errors import UserError
 from scifi_llm.tune.axolotl import accelerate_command, axolotl_command, load_train_config, shell_line
 
@@ -77,7 +76,7 @@ def _print(report: "PrepareReport", output: Path) -> None:
         f"{report.files_read} files read, {report.train_examples} training and "
         f"{report.validation_examples} validation examples in {escape(str(output))}"
     )
-    table = Table("prose tokens", "examples", title="passage sizes")
+    table = folding_table("prose tokens", "examples", title="passage sizes")
     for bucket, count in report.token_histogram.items():
         table.add_row(bucket, str(count))
     console.print(table)
@@ -278,7 +277,9 @@ def compare_command(
     if json_output:
         print_json(report)
         return
-    table = Table("metric", "author", "base", "tuned", "better", title="base vs tuned on your held-out prose")
+    table = folding_table(
+        "metric", "author", "base", "tuned", "better", title="base vs tuned on your held-out prose"
+    )
     for row in metric_rows(report):
         table.add_row(*row)
     console.print(table)

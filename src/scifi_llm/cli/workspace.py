@@ -5,9 +5,8 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from scifi_llm.cli.output import console, print_json
+from scifi_llm.cli.output import console, folding_table, print_json
 from scifi_llm.config import CONFIG_NAME, init_workspace
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
@@ -30,9 +29,8 @@ def init(
         return
     console.print(f"Created workspace [bold]{escape(str(workspace.root))}[/]")
     console.print(f"  settings: {CONFIG_NAME}   lore: lore/   writing: writing/   configs: configs/")
-    console.print(
-        f"Next: put your notes in lore/, then [bold]cd {escape(str(directory))} && scifi-llm lore ingest[/]"
-    )
+    console.print("Next: put your notes in lore/, then:")
+    console.print(f"  [bold]cd {escape(str(directory))} && scifi-llm lore ingest[/]", soft_wrap=True)
 
 
 def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
@@ -46,7 +44,7 @@ def doctor(ctx: typer.Context, json_output: JsonOption = False) -> None:
             {"ok": all(check.ok is not False for check in checks), "checks": [c.to_dict() for c in checks]}
         )
         return
-    table = Table("part", "check", "", "detail", "fix")
+    table = folding_table("part", "check", "", "detail", "fix")
     for check in checks:
         mark = {True: "[green]ok[/]", False: "[red]missing[/]", None: "-"}[check.ok]
         table.add_row(check.part, check.name, mark, escape(check.detail), escape(check.fix))

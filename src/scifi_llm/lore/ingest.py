@@ -59,6 +59,7 @@ class IngestReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     unresolved_links: list[tuple[str, str]] = field(default_factory=list)
+    changes: list[tuple[str, str]] = field(default_factory=list)  # (file, "new" | "changed" | "removed")
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -66,6 +67,7 @@ class IngestReport:
         values["skipped"] = [{"file": name, "reason": reason} for name, reason in self.skipped]
         values["warnings"] = [{"file": name, "message": message} for name, message in self.warnings]
         values["unresolved_links"] = [{"file": name, "link": link} for name, link in self.unresolved_links]
+        values["changes"] = [{"file": name, "change": change} for name, change in self.changes]
         return values
 
 
@@ -216,6 +218,7 @@ def ingest(
     gone = [source for source in states if source not in present and _under(source, prefixes)]
     collection.delete_sources(gone)
     report.files_removed = len(gone)
+    report.changes += [(source, "removed") for source in gone]
     if changed:
         embedder = embedder or load_embedder(collection.model_name)
         _embed_and_store(collection, embedder, changed, options, progress or IngestProgress(), report)
@@ -322,6 +325,7 @@ def _changed_files(
         prepared = prepare(lore_file, digest, options, report)
         if prepared is not None:
             changed.append(prepared)
+            report.changes.append((lore_file.source, "new" if state is None else "changed"))
         elif state is not None:
             collection.delete_sources([lore_file.source])
     return changed
