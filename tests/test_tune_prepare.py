@@ -82,7 +82,9 @@ def test_a_tight_sequence_length_lowers_the_passage_bound(tmp_path, tiny_llama, 
         prepare(options(tmp_path, tiny_llama, sequence_len=200))
 
 
-def test_two_runs_are_byte_identical_and_adding_a_file_moves_nothing(tmp_path, tiny_llama, writing):
+def test_two_runs_are_byte_identical_the_share_is_met_and_a_new_file_moves_little(
+    tmp_path, tiny_llama, writing
+):
     prepare(options(tmp_path, tiny_llama, val_fraction=0.3))
     first = {name: (tmp_path / "out" / name).read_bytes() for name in ("training.jsonl", "validation.jsonl")}
     prepare(options(tmp_path, tiny_llama, val_fraction=0.3))
@@ -103,8 +105,13 @@ def test_two_runs_are_byte_identical_and_adding_a_file_moves_nothing(tmp_path, t
         }
         for side in first
     }
-    assert before["training.jsonl"] <= after["training.jsonl"]
-    assert before["validation.jsonl"] <= after["validation.jsonl"]
+    moved = len(before["training.jsonl"] - after["training.jsonl"]) + len(
+        before["validation.jsonl"] - after["validation.jsonl"]
+    )
+    assert moved <= 4  # one scene group at the edge of the share (4 passages here); a reshuffle moves ~6
+    for sides in (before, after):  # the asked share, within one scene group (here up to 4 passages)
+        total = len(sides["training.jsonl"]) + len(sides["validation.jsonl"])
+        assert abs(len(sides["validation.jsonl"]) - 0.3 * total) <= 4
 
 
 def test_cli_reports_as_json(cli, workspace, tiny_llama):
@@ -143,7 +150,7 @@ def test_llm_prompts_are_cached_and_fall_back_to_the_heuristic(tmp_path, tiny_ll
     assert again.prompts_from_llm == asked.prompts_from_llm
     down = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=dead, output_dir=tmp_path / "other"))
     assert down.prompts_from_llm == 0 and down.prompts_heuristic == total
-    assert "fell back to the heuristic" in down.warnings[-1]
+    assert any("fell back to the heuristic" in warning for warning in down.warnings)
     with pytest.raises(UserError, match="needs --base-url"):
         prepare(options(tmp_path, tiny_llama, prompts="llm"))
     tight_options = dict(min_tokens=100, sequence_len=512, output_dir=tmp_path / "tight")

@@ -2,8 +2,9 @@
 
 Each example is `{"messages": [system, user, assistant]}`: the system prompt describes the author's
 style, the user turn is a writing request, and the assistant turn is a passage of their own prose.
-The split is by scene group and by hash, so it is deterministic and stable: adding a file never moves
-existing passages between training and validation, and one scene never lands on both sides.
+The split is by scene group, in the order of a hash of each group's file and first words, until the
+asked share of passages is reached: it is deterministic, one scene never lands on both sides, the share
+is met within one scene group, and adding a file moves at most the groups at the edge of the share.
 """
 
 import asyncio
@@ -130,8 +131,16 @@ def _prepare(options: PrepareOptions) -> PrepareReport:
         example for example, (side, _) in zip(examples, placed, strict=True) if side == "validation"
     ]
     report.train_examples, report.validation_examples = len(train), len(validation)
+    if len(train) + len(validation) < FEW_EXAMPLES:
+        report.warnings.append(
+            f"only {len(train) + len(validation)} examples: a voice needs at least {FEW_EXAMPLES}, and "
+            f"{GOOD_EXAMPLES} are better; add prose, or lower --max-tokens for more, shorter examples"
+        )
     _write(options.output_dir, train, validation, style.to_dict(), report)
     return report
+
+
+FEW_EXAMPLES, GOOD_EXAMPLES = 100, "500-1,000"  # the old plan's rule for a style fine-tune
 
 
 def _place(
@@ -140,13 +149,17 @@ def _place(
     """Every passage with its side ("train" or "validation"), in output order; drops go in the report."""
     chunk_report = ChunkReport()
     minimum = options.min_tokens if not options.keep_short else 1
-    placed = []
     packed = pack_all(manuscripts, counter, minimum, report.max_tokens_used, chunk_report)
-    for manuscript, passages in zip(manuscripts, packed, strict=True):
-        for group in _scene_groups(passages):
-            side = "validation" if _in_validation(manuscript.source, group, options.val_fraction) else "train"
-            placed.extend((side, passage) for passage in group)
-            report.token_histogram = _histogram(report.token_histogram, [p.tokens for p in group])
+    groups = [
+        (manuscript.source, group)
+        for manuscript, passages in zip(manuscripts, packed, strict=True)
+        for group in _scene_groups(passages)
+    ]
+    held_out = _validation_groups(groups, options.val_fraction)
+    placed = []
+    for index, (_, group) in enumerate(groups):
+        placed.extend(("validation" if index in held_out else "train", passage) for passage in group)
+        report.token_histogram = _histogram(report.token_histogram, [p.tokens for p in group])
     report.dropped = [
         {"file": source, "reason": "sentence longer than --max-tokens", "text": text}
         for source, text in chunk_report.too_long_sentences
@@ -282,10 +295,21 @@ def _scene_groups(passages: list[Passage]) -> list[list[Passage]]:
     return groups
 
 
-def _in_validation(source: str, group: list[Passage], fraction: float) -> bool:
-    """A stable coin: the hash of the file name and the group's first words."""
-    key = f"{source}\0{group[0].sentences[0].text[:200]}".encode()
-    return int(hashlib.sha256(key).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
+def _validation_groups(groups: list[tuple[str, list[Passage]]], fraction: float) -> set[int]:
+    """The scene groups held out for validation: taken in the order of a stable hash (of the file name
+    and the group's first words) until `fraction` of all passages is reached."""
+    target = round(fraction * sum(len(group) for _, group in groups))
+    chosen, count = set(), 0
+    for index in sorted(range(len(groups)), key=lambda i: _group_hash(*groups[i])):
+        if count >= target:
+            break
+        chosen.add(index)
+        count += len(groups[index][1])
+    return chosen
+
+
+def _group_hash(source: str, group: list[Passage]) -> str:
+    return hashlib.sha256(f"{source}\0{group[0].sentences[0].text[:200]}".encode()).hexdigest()
 
 
 def _example(system: str, request: str, passage: str) -> dict:
