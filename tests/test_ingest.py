@@ -323,7 +323,8 @@ def test_an_interrupted_rebuild_leaves_the_collection_in_use_untouched(tmp_path)
 
 
 def test_notes_to_self_and_ignored_files_never_reach_the_index(workspace, minilm, cli):
-    write(workspace.lore_dir / "moth.md", "# Moth\nTODO: check her age\nShe is forty.\n<!-- old -->\n")
+    moth = "# Moth\nTODO: check her age\nShe is forty.[[FIXME: or fifty?]]\n<!-- old -->\n"
+    write(workspace.lore_dir / "moth.md", moth)
     write(workspace.lore_dir / "todo.txt", "Rename the moon. Kill Hollis in book 3.")
     write(workspace.lore_dir / "drafts" / "idea.md", "# Idea\nA second moon.")
     write(workspace.lore_dir / ".scifi-llm-ignore", "# my scratch\ntodo.txt\ndrafts/\n")

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from scifi_llm.cli.output import console, err_console, print_json
 from scifi_llm.errors import UserError
-from scifi_llm.models import require
+from scifi_llm.models import locate, require
 from scifi_llm.serving import process
 from scifi_llm.serving.engines import Engine, EngineCommand, ServeOptions, build_command, read_lora
 from scifi_llm.serving.gpu import detect_gpus
@@ -81,6 +81,8 @@ def serve(
     if dry_run:
         _show_command(command, json_output)
         return
+    if locate(options.model, workspace.root)[1] == "hub cache":  # here already: the engine need not ask
+        command.env.setdefault("HF_HUB_OFFLINE", "1")
     require(options.model, "serve", workspace.root)
     record = process.start(command, options.model, options.port, workspace.state_dir, to_terminal=foreground)
     with err_console.status(f"starting {command.engine} with {escape(options.model)}...") as spinner:

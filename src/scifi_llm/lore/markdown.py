@@ -189,8 +189,8 @@ def render_wikilinks(line: str) -> tuple[str, list[tuple[str, str]]]:
         note, _, heading = target.partition("#")
         note, heading = note.strip(), heading.strip(" ^")
         shown_note = _NOTE_SUFFIX.sub("", note)
-        if match.group(1) and _NOT_A_NOTE.search(note):
-            return ""
+        if (match.group(1) and _NOT_A_NOTE.search(note)) or _NOTE_TO_SELF.match(target):
+            return ""  # an embedded image, or `[[TODO: ...]]`: an editor's note, not a link
         plain = " > ".join(part for part in (shown_note, heading) if part)
         if note:
             links.append((note, "" if heading else label))
