@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def proxy(example_workspace, tmp_path):
+    """Start a proxy on the example world in front of the given upstreams; yields its /v1 URL."""
+    from scifi_llm.proxy.app import ProxySettings, create_app
+    from servers import serve_in_thread
+
+    @contextmanager
+    def start(*upstreams: str, **changes):
+        changes.setdefault("history_path", tmp_path / "history.db")
+        settings = ProxySettings(upstreams=upstreams, index_dir=example_workspace.index_dir, **changes)
+        with serve_in_thread(create_app(settings), free_port()) as url:
+            yield f"{url}/v1"
+
+    return start

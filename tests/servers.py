@@ -1,13 +1,15 @@
-"""Servers for tests: the proxy in a background thread, a fault-injecting fake engine, and a tap.
+"""Servers for tests: the proxy in a background thread, fault-injecting fake engines, and a tap.
 
-FaultyEngine is the only fake in the suite. It exists because a real engine will not, on demand, cut a
-stream in the middle, hang, or report when a client went away; every other test talks to a real
-`transformers serve` process. EngineTap is not a fake: it passes each request on to the real engine
+FaultyEngine and RacyEngine are the only fakes in the suite. They exist because a real engine will not,
+on demand, cut a stream in the middle, hang, stall, send a malformed stream, answer 429 or 500, close a
+kept-alive connection just as it is reused, or report when a client went away; every other test talks to
+a real `transformers serve` process. EngineTap is not a fake: it passes each request on to the real engine
 and keeps a copy of the body, so a test can read exactly what the engine received.
 """
 
 import asyncio
 import json
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -73,7 +75,9 @@ def _chunk(text: str) -> str:
 
 
 class FaultyEngine:
-    """A fake engine whose behaviour is picked by the request's model name: cut, hang or slow."""
+    """A fake engine whose behaviour is picked by the request's model name: cut, hang, slow, stall,
+    open (the last event left without its blank line), or an error: busy (429), refuse (400), crash (500).
+    """
 
     def __init__(self) -> None:
         self.cancelled = threading.Event()
@@ -87,8 +91,19 @@ class FaultyEngine:
     async def chat(self, request: Request):
         body = await request.json()
         behaviour = body.get("model")
-        if behaviour == "hang":
-            await asyncio.sleep(3600)
+        if behaviour == "hang":  # says nothing, not even headers, until the client leaves
+            while not await request.is_disconnected():
+                await asyncio.sleep(0.05)
+            self.cancelled.set()
+            return JSONResponse({}, status_code=499)
+        if behaviour in ERRORS:
+            status, headers = ERRORS[behaviour]
+            error = {"message": f"{behaviour}!", "type": "engine_error", "param": "model", "code": status}
+            return JSONResponse({"error": error}, status_code=status, headers=headers)
+        if behaviour == "stall":
+            return StreamingResponse(self._stall(), media_type="text/event-stream")
+        if behaviour == "open":
+            return StreamingResponse(self._open(), media_type="text/event-stream")
         if behaviour == "cut":
             return StreamingResponse(self._cut(), media_type="text/event-stream")
         if behaviour == "slow":
@@ -99,6 +114,15 @@ class FaultyEngine:
         for word in ("one ", "two ", "three "):
             yield _chunk(word)
         raise RuntimeError("engine died mid-stream")  # uvicorn drops the connection without finishing
+
+    async def _stall(self):
+        yield _chunk("one ")
+        yield _chunk("two ")
+        await asyncio.sleep(3600)
+
+    async def _open(self):
+        yield _chunk("one ")
+        yield _chunk("two").removesuffix("\n\n")  # the last event without the blank line that ends it
 
     async def _slow(self):
         finished = False
@@ -111,6 +135,53 @@ class FaultyEngine:
         finally:
             if not finished:
                 self.cancelled.set()
+
+
+ERRORS = {"busy": (429, {"retry-after": "7"}), "refuse": (400, {}), "crash": (500, {})}
+
+
+class RacyEngine:
+    """A fake engine that answers the first request on each connection and keeps it alive, then closes it
+    without a word when a second request arrives on it: the moment an engine closes an idle connection
+    just as the proxy reuses it. Counts connections and dropped requests."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.dropped = 0
+
+    @contextmanager
+    def running(self):
+        """Serve on a free port in a thread; yields the /v1 URL."""
+        loop = asyncio.new_event_loop()
+        server = loop.run_until_complete(asyncio.start_server(self._connection, "127.0.0.1", 0))
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=10)
+
+    async def _connection(self, reader, writer) -> None:
+        self.connections += 1
+        answered = False
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                if answered:
+                    self.dropped += 1
+                    return
+                answer = json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+                writer.write(b"content-length: %d\r\n\r\n%s" % (len(answer), answer))
+                await writer.drain()
+                answered = True
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
 
 class EngineTap:

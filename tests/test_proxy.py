@@ -4,7 +4,6 @@ import asyncio
 import itertools
 import json
 import sqlite3
-from contextlib import contextmanager
 from dataclasses import replace
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 
 from scifi_llm.errors import UserError
 from scifi_llm.lore.retrieve import Hit
-from scifi_llm.proxy.app import LoreService, ProxySettings, _lore_options, _ProxyState, create_app
+from scifi_llm.proxy.app import LoreService, ProxySettings, _ProxyState, create_app
 from scifi_llm.proxy.augment import (
     LORE_HEADER,
     Given,
@@ -24,27 +23,11 @@ from scifi_llm.proxy.augment import (
     place,
 )
 from scifi_llm.proxy.history import MIGRATIONS, History
+from scifi_llm.proxy.metrics import RequestRecord
+from scifi_llm.proxy.upstreams import Timeouts
 from servers import ELENA_QUESTION, EngineTap, FaultyEngine, ask, running_proxy, sdk, serve_in_thread
 
 from conftest import copy_lore, free_port, ingest_with, write
-
-
-@pytest.fixture
-def proxy(example_workspace, tmp_path):
-    """Start a proxy in front of the given upstreams; yields its /v1 URL."""
-
-    @contextmanager
-    def start(*upstreams: str, **changes):
-        settings = ProxySettings(
-            upstreams=upstreams,
-            index_dir=example_workspace.index_dir,
-            history_path=tmp_path / "history.db",
-            **changes,
-        )
-        with serve_in_thread(create_app(settings), free_port()) as url:
-            yield f"{url}/v1"
-
-    return start
 
 
 def test_non_streaming_answer_with_lore_sources(proxy, engine, tiny_llama):
@@ -121,7 +104,7 @@ def test_a_hanging_engine_is_a_504(proxy):
     faulty = FaultyEngine()
     with (
         serve_in_thread(faulty.app, free_port()) as engine_url,
-        proxy(f"{engine_url}/v1", upstream_timeout_s=1.0) as url,
+        proxy(f"{engine_url}/v1", timeouts=Timeouts(answer_s=1.0)) as url,
     ):
         with pytest.raises(openai.APIStatusError) as caught:
             ask(sdk(url), "Hello", model="hang")
@@ -275,7 +258,8 @@ def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
 
     async def turn(prompt: str):
         messages.append({"role": "user", "content": prompt})
-        placed, _, record = await state._with_lore(list(messages), _lore_options(None, settings))
+        record = RequestRecord()
+        placed, _ = await state._with_lore(list(messages), state.lore_defaults, record)
         messages.append({"role": "assistant", "content": f"Scene {len(requests)}."})
         return placed, record
 
@@ -288,9 +272,8 @@ def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
     for earlier, later in itertools.pairwise(kept):
         assert later[: len(earlier)] == earlier  # kept lore is only ever added to, never moved or dropped
     messages.append({"role": "user", "content": "Now without lore, please."})
-    quiet, hits, _ = asyncio.run(
-        state._with_lore(list(messages), {**_lore_options(None, settings), "enabled": False})
-    )
+    no_lore = {**state.lore_defaults, "enabled": False}
+    quiet, hits = asyncio.run(state._with_lore(list(messages), no_lore, RequestRecord()))
     assert not hits and [m for m in quiet if m["content"].startswith(LORE_HEADER)] == kept[-1]
 
 

@@ -77,6 +77,12 @@ class ProxySection(_Section):
     api_key: str = ""
     max_body_mb: float = Field(4.0, gt=0)
     retrieval_timeout_s: float = Field(5.0, gt=0)
+    connect_timeout_s: float = Field(5.0, gt=0)
+    first_byte_timeout_s: float = Field(120.0, gt=0)
+    idle_timeout_s: float = Field(60.0, gt=0)
+    answer_timeout_s: float = Field(600.0, gt=0)
+    allowed_origins: list[str] = []
+    allowed_hosts: list[str] = []
     lore_placement: Literal["conversation", "last_user", "system"] = "conversation"
     lore_carry_tokens: int = Field(6000, ge=0)
     history: bool = True
@@ -222,6 +228,19 @@ api_key = ""
 max_body_mb = 4.0
 # Seconds lore retrieval may take before a request goes on without lore.
 retrieval_timeout_s = 5.0
+# Seconds the proxy waits for the engine to accept a connection.
+connect_timeout_s = 5.0
+# Seconds to a stream's first chunk (the prompt's prefill: tens of seconds for a very long prompt).
+first_byte_timeout_s = 120.0
+# Seconds the engine may fall silent between two chunks of a stream.
+idle_timeout_s = 60.0
+# Seconds for a whole non-streamed answer (it comes in one piece, at the end).
+answer_timeout_s = 600.0
+# Web pages that may call the proxy from a browser (SillyTavern, a web UI), e.g. ["http://127.0.0.1:8000"].
+# Any other page's request is refused, so a web site you visit cannot use your model or read your prompts.
+allowed_origins = []
+# Names besides the bound address that requests may use to reach the proxy (e.g. a LAN host name).
+allowed_hosts = []
 # Where the lore goes in each request: "conversation" (just before the last user message, and the lore
 # of earlier turns kept where it was given, so every request is an exact prefix of the next and the
 # engine's prefix cache is reused), "last_user" (just before the last user message, nothing kept), or

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from scifi_llm.config import Workspace
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
+_TIMEOUT_FLAGS = {"connect_timeout": "--connect-timeout", "first_byte_timeout": "--first-byte-timeout"}
+_TIMEOUT_FLAGS |= {"idle_timeout": "--idle-timeout"}
 
 
 def proxy(
@@ -34,6 +36,16 @@ def proxy(
     detach: Annotated[
         bool, typer.Option("--detach", help="Run in the background; `scifi-llm stop --proxy` stops it.")
     ] = False,
+    connect_timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds to connect to the engine (default: settings, 5).")
+    ] = None,
+    first_byte_timeout: Annotated[
+        float | None,
+        typer.Option(min=0.1, help="Seconds to a stream's first chunk: the prompt's prefill (default 120)."),
+    ] = None,
+    idle_timeout: Annotated[
+        float | None, typer.Option(min=0.1, help="Seconds the engine may pause inside a stream (default 60).")
+    ] = None,
 ) -> None:
     """Run the OpenAI-compatible lore proxy: every chat request gets the lore it needs, then goes on to the
     engine. Point any OpenAI client at http://127.0.0.1:8001/v1. Runs until Ctrl-C, or in the background
@@ -48,32 +60,36 @@ def proxy(
     process.refuse_if_running(workspace.state_dir, process.PROXY)
     process.check_port_free(bind_port, bind_host)
     upstreams = tuple(api_base(url) for url in (upstream or [section.upstream]))
+    options = {"host": bind_host, "port": bind_port, "collection": collection, "no_history": no_history}
+    options |= {"connect_timeout": connect_timeout, "first_byte_timeout": first_byte_timeout}
+    options |= {"idle_timeout": idle_timeout}
     if detach:
-        options = {"host": bind_host, "port": bind_port, "collection": collection, "no_history": no_history}
         _start_detached(workspace, upstreams, options, api_key)
         return
-    _run(workspace, upstreams, bind_host, bind_port, collection, api_key, no_history)
+    _run(workspace, upstreams, options, api_key)
 
 
-def _run(
-    workspace: "Workspace",
-    upstreams: tuple[str, ...],
-    host: str,
-    port: int,
-    collection: str | None,
-    api_key: str | None,
-    no_history: bool,
-) -> None:
+def _run(workspace: "Workspace", upstreams: tuple[str, ...], options: dict, api_key: str | None) -> None:
     """Serve the proxy in this process until Ctrl-C."""
     import uvicorn
 
     from scifi_llm.proxy.app import ProxySettings, create_app
+    from scifi_llm.proxy.guard import is_exposed
+    from scifi_llm.proxy.upstreams import Timeouts
 
     section, lore = workspace.settings.proxy, workspace.settings.lore
+    timeouts = Timeouts(
+        connect_s=options["connect_timeout"] or section.connect_timeout_s,
+        first_byte_s=options["first_byte_timeout"] or section.first_byte_timeout_s,
+        idle_s=options["idle_timeout"] or section.idle_timeout_s,
+        answer_s=section.answer_timeout_s,
+    )
+    history = not options["no_history"] and section.history
+    host, port = options["host"], options["port"]
     settings = ProxySettings(
         upstreams=upstreams,
         index_dir=workspace.index_dir,
-        collection=collection or lore.collection,
+        collection=options["collection"] or lore.collection,
         top_k=lore.top_k,
         budget_tokens=lore.budget_tokens,
         mode=lore.mode,
@@ -83,10 +99,20 @@ def _run(
         api_key=api_key or section.api_key or None,
         max_body_bytes=int(section.max_body_mb * 2**20),
         retrieval_timeout_s=section.retrieval_timeout_s,
-        history_path=None if no_history or not section.history else workspace.state_dir / "history.db",
+        timeouts=timeouts,
+        history_path=workspace.state_dir / "history.db" if history else None,
         history_limit=section.history_limit,
+        host=host,
+        allowed_hosts=tuple(section.allowed_hosts),
+        allowed_origins=tuple(section.allowed_origins),
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if is_exposed(host) and not settings.api_key:
+        err_console.print(
+            f"[bold red]WARNING:[/] the proxy listens on {escape(host)} with no API key: anyone who can "
+            "reach this machine can use your model and read your recent prompts. Set proxy.api_key in "
+            "scifi-llm.toml (or --api-key), or bind 127.0.0.1."
+        )
     err_console.print(f"lore proxy on http://{host}:{port}/v1 -> {', '.join(settings.upstreams)}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
@@ -103,6 +129,8 @@ def _start_detached(
     argv += ["--host", options["host"], "--port", str(options["port"])]
     argv += ["--collection", options["collection"]] if options["collection"] else []
     argv += ["--no-history"] if options["no_history"] else []
+    for name, flag in _TIMEOUT_FLAGS.items():
+        argv += [flag, str(options[name])] if options[name] else []
     base = f"http://{options['host']}:{options['port']}"
     env = {"SCIFI_LLM_PROXY_API_KEY": api_key} if api_key else {}  # never on the command line (ps shows it)
     command = EngineCommand("proxy", argv, env, f"{base}/v1", f"{base}/health")

@@ -12,19 +12,17 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import FastAPI
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scifi_llm.config import RetrievalMode
 from scifi_llm.lore.retrieve import Hit, Retrieval, Retriever
 from scifi_llm.lore.store import LoreIndex
-from scifi_llm.openai_client import error_message, error_payload, sse_event
 from scifi_llm.proxy.augment import (
     Given,
     LoreMemory,
@@ -34,9 +32,11 @@ from scifi_llm.proxy.augment import (
     lore_request,
     place,
 )
+from scifi_llm.proxy.guard import Guard, error_response
 from scifi_llm.proxy.history import History
 from scifi_llm.proxy.metrics import ProxyMetrics, RequestRecord
-from scifi_llm.proxy.upstreams import Upstream, UpstreamPool
+from scifi_llm.proxy.upstreams import Engines, Reply, Timeouts
+from scifi_llm.proxy.validate import BadRequest, lore_options, parse_chat, read_body
 from scifi_llm.tokens import count_tokens
 
 log = logging.getLogger("scifi_llm.proxy")
@@ -58,9 +58,12 @@ class ProxySettings:
     api_key: str | None = None
     max_body_bytes: int = 4 * 2**20
     retrieval_timeout_s: float = 5.0
-    upstream_timeout_s: float = 600.0
+    timeouts: Timeouts = field(default_factory=Timeouts)
     history_path: Path | None = None
     history_limit: int = 100_000
+    host: str = "127.0.0.1"  # the bound address: requests must name it in their Host header
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()  # web pages that may call the proxy from a browser
 
 
 @dataclass
@@ -123,10 +126,13 @@ class LoreService:
 
     async def _answer_waiting(self) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting, []
+            batch = [question for question in self._waiting if not question.answer.done()]
+            self._waiting = []  # a request that gave up waiting is not searched for
+            if not batch:
+                continue
             outcomes = await asyncio.to_thread(self._search_batch, batch)
             for question, outcome in zip(batch, outcomes, strict=True):
-                if question.answer.done():  # the request gave up waiting (its retrieval timed out)
+                if question.answer.done():  # the request gave up waiting while its search ran
                     continue
                 if isinstance(outcome, Exception):
                     question.answer.set_exception(outcome)
@@ -187,76 +193,56 @@ class LoreService:
         return index.open(collection).count() if collection in index.names() else None
 
 
-class BadRequest(Exception):
-    """A client error, answered in OpenAI's error shape."""
-
-    def __init__(self, status: int, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.param = status, param
-
-
-def create_app(settings: ProxySettings) -> FastAPI:
-    """The proxy as an ASGI app (run it with uvicorn)."""
+def create_app(settings: ProxySettings):
+    """The proxy as an ASGI app (run it with uvicorn): the guard, the chat route, and the other routes."""
     state = _ProxyState(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         await asyncio.to_thread(state.lore.preload, settings.collection)
         yield
-        await state.client.aclose()
+        await state.engines.aclose()
         if state.history:
             state.history.close()
 
-    app = FastAPI(title="scifi-llm lore proxy", lifespan=lifespan)
-    app.state.proxy = state
+    routes = FastAPI(title="scifi-llm lore proxy", lifespan=lifespan)
+    routes.state.proxy = state
 
-    app.add_middleware(_Guard, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
-        try:
-            body = await _read_body(request, settings.max_body_bytes)
-            return await state.chat(body)
-        except BadRequest as exc:
-            return _error(exc.status, str(exc), "invalid_request_error", exc.param)
-
-    @app.get("/v1/models")
+    @routes.get("/v1/models")
     async def models():
-        return await state.passthrough_get("/models")
+        status, content = await state.engines.get("/models")
+        return Response(content, status_code=status, media_type="application/json")
 
-    @app.get("/health")
+    @routes.get("/health")
     async def health():
         return await state.health()
 
-    @app.get("/stats")
+    @routes.get("/stats")
     async def stats():
         return state.stats()
 
-    @app.get("/metrics")
+    @routes.get("/metrics")
     async def metrics():
         return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return app
+    @routes.exception_handler(Exception)
+    async def unexpected(_request, exc: Exception):
+        log.exception("unexpected error", exc_info=exc)
+        return error_response(500, f"the proxy failed ({type(exc).__name__}); see its log", "internal_error")
 
+    async def app(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == "/v1/chat/completions" and scope["method"] == "POST":
+            return await state.chat(receive, send)
+        await routes(scope, receive, send)
 
-class _Guard:
-    """API key and body-size checks as a plain ASGI middleware (no per-request buffering or task hops)."""
-
-    def __init__(self, app, api_key: str | None, max_body_bytes: int) -> None:
-        self.app, self.api_key, self.max_body_bytes = app, api_key, max_body_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            authorized = headers.get(b"authorization", b"").decode() == f"Bearer {self.api_key}"
-            length = headers.get(b"content-length", b"")
-            if self.api_key and scope["path"] != "/health" and not authorized:
-                message = "missing or wrong API key (send Authorization: Bearer KEY)"
-                return await _error(401, message, "invalid_api_key")(scope, receive, send)
-            if length.isdigit() and int(length) > self.max_body_bytes:
-                message = f"request body over {self.max_body_bytes} bytes"
-                return await _error(413, message, "request_too_large")(scope, receive, send)
-        await self.app(scope, receive, send)
+    return Guard(
+        app,
+        settings.host,
+        settings.api_key,
+        settings.max_body_bytes,
+        settings.allowed_origins,
+        settings.allowed_hosts,
+    )
 
 
 class _ProxyState:
@@ -265,48 +251,73 @@ class _ProxyState:
     def __init__(self, settings: ProxySettings) -> None:
         self.settings = settings
         self.lore = LoreService(settings.index_dir)
-        self.pool = UpstreamPool(list(settings.upstreams))
+        self.engines = Engines(list(settings.upstreams), settings.timeouts)
         self.metrics = ProxyMetrics()
         self.memory = LoreMemory(settings.carry_tokens)
         self.history = (
             History(settings.history_path, settings.history_limit) if settings.history_path else None
         )
-        timeout = httpx.Timeout(settings.upstream_timeout_s, connect=5.0)
-        self.client = httpx.AsyncClient(timeout=timeout, limits=httpx.Limits(max_connections=256))
+        self.lore_defaults = {
+            "enabled": True,
+            "collection": settings.collection,
+            "top_k": settings.top_k,
+            "budget_tokens": settings.budget_tokens,
+        }
         self._default_model: str | None = None
 
-    async def chat(self, body: dict) -> Response:
-        """Retrieve, inject, forward, and relay the answer (streamed or whole)."""
-        started = time.perf_counter()
-        options = _lore_options(body.pop("lore", None), self.settings)
-        body["messages"], hits, record = await self._with_lore(body["messages"], options)
-        if "model" not in body:
-            body["model"] = await self._model()
-        record.added_ms = round((time.perf_counter() - started) * 1000, 2)
-        headers = {"x-lore-sources": ",".join(quote(source, safe="/ ") for source in record.sources)}
-        if record.retrieval_ms is not None:
-            headers["x-lore-retrieval-ms"] = str(record.retrieval_ms)
-        upstream = self.pool.pick()
-        upstream.in_flight += 1
-        sent = time.perf_counter()
+    async def chat(self, receive, send) -> None:
+        """One chat request as a plain ASGI exchange, abandoned the moment the client leaves.
+
+        The answer is worked out in a task of its own while this one listens for the client going away;
+        if it does, the task is cancelled, which closes the engine's connection and so stops its work.
+        """
+        reply = Reply(send)
         try:
-            response = await self.client.send(
-                self.client.build_request("POST", f"{upstream.url}/chat/completions", json=body),
-                stream=bool(body.get("stream")),
-            )
-        except httpx.HTTPError as exc:
-            upstream.in_flight -= 1
-            return self._upstream_failed(upstream, exc, record, hits)
-        self.pool.succeeded(upstream)
-        if not body.get("stream") or response.status_code >= 400:
-            return await self._whole(response, upstream, record, hits, headers, sent)
-        relay = self._relay(response, upstream, record, hits, sent)
-        return StreamingResponse(relay, media_type="text/event-stream", headers=headers)
+            body = parse_chat(await read_body(receive, self.settings.max_body_bytes))
+        except BadRequest as exc:
+            return await reply.error(exc.status, str(exc), "invalid_request_error", exc.param)
+        except ConnectionAbortedError:
+            return
+        answer = asyncio.create_task(self._answer(body, reply))
+        gone = asyncio.create_task(_client_gone(receive))
+        await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
+        if not answer.done():
+            answer.cancel()
+        gone.cancel()
+        try:
+            await answer
+        except asyncio.CancelledError:
+            if not gone.done() or gone.cancelled():
+                raise  # cancelled from outside (the server is shutting down), not by the client leaving
+
+    async def _answer(self, body: dict, reply: Reply) -> None:
+        """Retrieve, inject, forward and relay; whatever happens, the request is counted and recorded."""
+        started = time.perf_counter()
+        record, hits = RequestRecord(), []
+        try:
+            options = lore_options(body.pop("lore", None), self.lore_defaults)
+            body["messages"], hits = await self._with_lore(body["messages"], options, record)
+            if "model" not in body:
+                body["model"] = await self._model()
+            record.added_ms = round((time.perf_counter() - started) * 1000, 2)
+            await self.engines.chat(body, reply, record, _lore_headers(record))
+        except BadRequest as exc:
+            record.status = exc.status
+            await reply.error(exc.status, str(exc), "invalid_request_error", exc.param)
+        except asyncio.CancelledError:
+            record.status = 499
+            raise
+        except Exception as exc:  # a bug of ours: an OpenAI-shaped 500 and a history row, never a bare 500
+            log.exception("unexpected error in a chat request")
+            record.status = 500
+            await reply.error(500, f"the proxy failed ({type(exc).__name__}); see its log", "internal_error")
+        finally:
+            self._finish(record, hits)
 
     async def _with_lore(
-        self, messages: list[dict], options: dict
-    ) -> tuple[list[dict], list[Hit], RequestRecord]:
-        """The messages with the lore placed as the settings say, the new passages, and the record.
+        self, messages: list[dict], options: dict, record: RequestRecord
+    ) -> tuple[list[dict], list[Hit]]:
+        """The messages with the lore placed as the settings say, and the new passages (`record` is told).
 
         With placement `conversation`, the lore given earlier in this conversation is put back where it
         was (also when this request asks for no new lore) and not given again, and this turn's lore is
@@ -315,24 +326,25 @@ class _ProxyState:
         placement = self.settings.placement
         carried = self.memory.recall(messages) if placement == "conversation" else {}
         held = frozenset(chunk for given in carried.values() for chunk in given.chunk_ids)
-        hits, record = await self._retrieve(lore_request(messages, self.settings.scan_depth), options, held)
+        request = lore_request(messages, self.settings.scan_depth)
+        hits = await self._retrieve(request, options, held, record)
         lore = lore_message(hits) if hits else None
         record.carried_tokens = sum(given.tokens for given in carried.values())
         if lore and placement == "conversation":
             chunk_ids = frozenset(chunk for hit in hits for chunk in hit.chunk_ids)
             given = Given(lore, chunk_ids, count_tokens(lore["content"]))
             self.memory.remember(messages, given, record.carried_tokens)
-        return place(messages, lore, placement, carried), hits, record
+        return place(messages, lore, placement, carried), hits
 
     async def _retrieve(
-        self, request: LoreRequest, options: dict, held: frozenset[str]
-    ) -> tuple[list[Hit], RequestRecord]:
+        self, request: LoreRequest, options: dict, held: frozenset[str], record: RequestRecord
+    ) -> list[Hit]:
         """Lore for the request, less what the conversation already holds (`held`); on failure or timeout,
         none (and the record says why)."""
-        record = RequestRecord(query=request.query, sources=[], retrieval_ms=None, added_ms=0.0)
+        record.query = request.query
         if not options["enabled"] or not request.query:
             record.lore = "disabled" if not options["enabled"] else "no query"
-            return [], record
+            return []
         started = time.perf_counter()
         search = self.lore.search(
             request,
@@ -349,91 +361,19 @@ class _ProxyState:
                 "lore retrieval took over %.1f s; answering without lore", self.settings.retrieval_timeout_s
             )
             record.lore = "timed out"
-            return [], record
+            return []
         except Exception as exc:  # fail open: a broken index must never take a request down
             log.warning("lore retrieval failed (%s: %s); answering without lore", type(exc).__name__, exc)
             record.lore = "failed"
-            return [], record
+            return []
         finally:
             record.retrieval_ms = round((time.perf_counter() - started) * 1000, 2)
         record.sources = retrieval.sources
         record.lore = "used" if retrieval.sources else "none found"
-        return retrieval.results, record
+        return retrieval.results
 
-    async def _whole(
-        self,
-        response: httpx.Response,
-        upstream: Upstream,
-        record: RequestRecord,
-        hits: list[Hit],
-        headers: dict[str, str],
-        sent: float,
-    ) -> Response:
-        """Relay a whole (non-streamed) answer, or the engine's error in OpenAI's shape."""
-        try:
-            content = await response.aread()
-        finally:
-            await response.aclose()
-            upstream.in_flight -= 1
-        record.upstream_ttft_ms = round((time.perf_counter() - sent) * 1000, 2)
-        status = response.status_code
-        if status >= 400:
-            message = error_message(content)
-            status = 502 if status >= 500 else status
-            self._finish(record, status, hits)
-            return _error(status, f"upstream {upstream.url}: {message}", "upstream_error")
-        self._finish(record, 200, hits)
-        return Response(content, media_type="application/json", headers=headers)
-
-    async def _relay(
-        self,
-        response: httpx.Response,
-        upstream: Upstream,
-        record: RequestRecord,
-        hits: list[Hit],
-        sent: float,
-    ):
-        """Pass the engine's stream on chunk by chunk, ending it with `data: [DONE]` as OpenAI does (some
-        engines leave it out); a stream that breaks off ends with an error event instead."""
-        status = 200
-        tail = b""
-        try:
-            async for chunk in response.aiter_raw():
-                if record.upstream_ttft_ms is None:
-                    record.upstream_ttft_ms = round((time.perf_counter() - sent) * 1000, 2)
-                tail = (tail + chunk)[-64:]
-                yield chunk
-            if b"[DONE]" not in tail:
-                yield b"data: [DONE]\n\n"
-        except httpx.HTTPError as exc:
-            status = 502
-            log.warning("upstream %s broke off a stream: %s", upstream.url, exc)
-            yield sse_event(
-                error_payload(f"upstream {upstream.url} broke off the stream", "upstream_error", 502)
-            )
-        except asyncio.CancelledError:
-            status = 499  # the client went away; closing the response below cancels the engine's work
-            raise
-        finally:
-            await response.aclose()
-            upstream.in_flight -= 1
-            self._finish(record, status, hits)
-
-    def _upstream_failed(
-        self, upstream: Upstream, exc: httpx.HTTPError, record: RequestRecord, hits: list[Hit]
-    ) -> Response:
-        """The engine could not be reached or timed out: set it aside and answer 502 or 504."""
-        self.pool.failed(upstream)
-        timed_out = isinstance(exc, httpx.TimeoutException)
-        status = 504 if timed_out else 502
-        self._finish(record, status, hits)
-        what = "did not answer in time" if timed_out else f"is unreachable ({type(exc).__name__})"
-        log.warning("upstream %s %s", upstream.url, what)
-        return _error(status, f"upstream {upstream.url} {what}", "upstream_error")
-
-    def _finish(self, record: RequestRecord, status: int, hits: list[Hit]) -> None:
+    def _finish(self, record: RequestRecord, hits: list[Hit]) -> None:
         """Count the request and write its history row."""
-        record.status = status
         self.metrics.observe(record, sum(count_tokens(hit.text) for hit in hits))
         if self.history:
             self.history.add(
@@ -441,41 +381,23 @@ class _ProxyState:
                 record.sources,
                 record.retrieval_ms,
                 record.upstream_ttft_ms,
-                status,
+                record.status,
                 record.lore,
             )
 
     async def _model(self) -> str:
         """The engine's first model, for requests that name none (remembered once the engine answers)."""
         if self._default_model is None:
-            response = await self.passthrough_get("/models")
-            if response.status_code != 200:
+            status, content = await self.engines.get("/models")
+            if status != 200:
                 return "default"
-            models = json.loads(response.body).get("data") or [{"id": "default"}]
+            models = json.loads(content).get("data") or [{"id": "default"}]
             self._default_model = models[0]["id"]
         return self._default_model
 
-    async def passthrough_get(self, path: str) -> Response:
-        """GET an engine endpoint and return its answer as is."""
-        upstream = self.pool.pick()
-        try:
-            response = await self.client.get(f"{upstream.url}{path}", timeout=10.0)
-        except httpx.HTTPError as exc:
-            self.pool.failed(upstream)
-            return _error(
-                502, f"upstream {upstream.url} is unreachable ({type(exc).__name__})", "upstream_error"
-            )
-        return Response(response.content, status_code=response.status_code, media_type="application/json")
-
     async def health(self) -> dict:
         """The proxy is up; is each engine reachable, and is there an index?"""
-        upstreams = []
-        for upstream in self.pool.upstreams:
-            try:
-                reachable = (await self.client.get(f"{upstream.url}/models", timeout=2.0)).status_code == 200
-            except httpx.HTTPError:
-                reachable = False
-            upstreams.append({"url": upstream.url, "reachable": reachable})
+        upstreams = await self.engines.reachable()
         chunks = await asyncio.to_thread(self.lore.chunks, self.settings.collection)
         return {
             "proxy": "ok",
@@ -491,11 +413,11 @@ class _ProxyState:
             "recent_queries": recent,
             "chunks_available": self.lore.chunks(self.settings.collection),
             "collection": self.settings.collection,
-            "upstreams": self.pool.describe(),
+            "upstreams": self.engines.pool.describe(),
             "retrieval_failures": sum(1 for r in self.metrics.recent if r.lore in ("failed", "timed out")),
             "latency_ms": {
-                name: self.metrics.percentiles(field)
-                for name, field in (
+                name: self.metrics.percentiles(attribute)
+                for name, attribute in (
                     ("retrieval", "retrieval_ms"),
                     ("added", "added_ms"),
                     ("upstream_ttft", "upstream_ttft_ms"),
@@ -508,70 +430,16 @@ class _ProxyState:
         }
 
 
-async def _read_body(request: Request, limit: int) -> dict:
-    raw = await request.body()
-    if len(raw) > limit:
-        raise BadRequest(413, f"request body over {limit} bytes")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(400, f"request body is not valid JSON ({exc})") from exc
-    if not isinstance(body, dict):
-        raise BadRequest(422, "request body must be a JSON object")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadRequest(422, "messages must be a non-empty list", "messages")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise BadRequest(422, f"messages[{index}] needs a role (text)", f"messages[{index}].role")
-        if not isinstance(message.get("content"), str | list | None):
-            raise BadRequest(
-                422,
-                f"messages[{index}].content must be text or a list of parts",
-                f"messages[{index}].content",
-            )
-    if "stream" in body and not isinstance(body["stream"], bool):
-        raise BadRequest(422, "stream must be true or false", "stream")
-    for field, minimum in _NUMBERS.items():
-        value, whole = body.get(field), field in _WHOLE
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int if whole else int | float) or value < minimum:
-            kind = "a whole number" if whole else "a number"
-            raise BadRequest(422, f"{field} must be {kind} of at least {minimum}", field)
-    return body
+async def _client_gone(receive) -> None:
+    """Returns when the client disconnects (the body has been read: nothing else can arrive)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
-# Fields an engine would reject with a 400 or, worse, a 500 the proxy would report as the engine failing.
-_NUMBERS = {"max_tokens": 1, "max_completion_tokens": 1, "n": 1, "temperature": 0, "top_p": 0}
-_WHOLE = {"max_tokens", "max_completion_tokens", "n"}
-
-
-def _lore_options(given, settings: ProxySettings) -> dict:
-    """The request's `lore` field over the proxy's defaults; wrong types are a 422."""
-    options = {
-        "enabled": True,
-        "collection": settings.collection,
-        "top_k": settings.top_k,
-        "budget_tokens": settings.budget_tokens,
-    }
-    if given is None:
-        return options
-    if not isinstance(given, dict):
-        raise BadRequest(422, "lore must be an object", "lore")
-    expected = {"enabled": bool, "collection": str, "top_k": int, "budget_tokens": int}
-    for key, value in given.items():
-        if key not in expected:
-            raise BadRequest(422, f"lore.{key} is not a lore option ({', '.join(expected)})", f"lore.{key}")
-        if not isinstance(value, expected[key]) or (
-            expected[key] is int and (isinstance(value, bool) or value < 1)
-        ):
-            raise BadRequest(422, f"lore.{key} must be {expected[key].__name__}", f"lore.{key}")
-    return options | given
-
-
-def _error(status: int, message: str, error_type: str, param: str | None = None) -> JSONResponse:
-    payload = error_payload(message, error_type, status)
-    if param:
-        payload["error"]["param"] = param
-    return JSONResponse(payload, status_code=status)
+def _lore_headers(record: RequestRecord) -> list[tuple[bytes, bytes]]:
+    """The response headers that tell a client which lore was used."""
+    sources = ",".join(quote(source, safe="/ ") for source in record.sources)
+    headers = [(b"x-lore-sources", sources.encode())]
+    if record.retrieval_ms is not None:
+        headers.append((b"x-lore-retrieval-ms", str(record.retrieval_ms).encode()))
+    return headers

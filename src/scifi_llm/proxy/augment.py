@@ -25,6 +25,10 @@ if TYPE_CHECKING:  # the proxy's CLI imports this module; the lore library loads
 Placement = Literal["conversation", "last_user", "system"]
 SHORT_QUERY_WORDS = 12
 PREVIOUS_TURN_WORDS = 80  # how much of the turn before a short message joins the query
+# A pasted chapter is not a question: the search reads the end of it (what the writer asks about is
+# there), which bounds the cost of every search, whatever a client sends.
+MAX_QUERY_CHARS = 2000
+MAX_RECENT_CHARS = 4000
 LORE_HEADER = (
     "Relevant notes from the author's worldbuilding (use them for consistency; do not contradict them; "
     "do not mention that you were given notes):"
@@ -52,17 +56,27 @@ def message_text(message: dict) -> str:
 
 def lore_request(messages: list[dict], scan_depth: int = 4) -> LoreRequest:
     """The query (the last user turn, with the end of the turn before when it is short) and the text of
-    the `scan_depth` turns before it. System messages are never searched."""
+    the `scan_depth` turns before it, each cut to its last few thousand characters. System messages are
+    never searched."""
     turns = [message for message in messages if message.get("role") in _TURN_ROLES]
     last = max((index for index, turn in enumerate(turns) if turn["role"] == "user"), default=None)
     if last is None:
         return LoreRequest("")
-    query = message_text(turns[last]).strip()
+    query = _tail(message_text(turns[last]).strip(), MAX_QUERY_CHARS)
     if len(query.split()) < SHORT_QUERY_WORDS and last > 0:
-        previous = message_text(turns[last - 1]).split()[-PREVIOUS_TURN_WORDS:]
+        previous = _tail(message_text(turns[last - 1]), MAX_QUERY_CHARS).split()[-PREVIOUS_TURN_WORDS:]
         query = f"{' '.join(previous)}\n{query}".strip()
-    recent = "\n".join(message_text(turn) for turn in turns[max(0, last - scan_depth) : last])
-    return LoreRequest(query, recent)
+    earlier = turns[max(0, last - scan_depth) : last]
+    recent = "\n".join(_tail(message_text(turn), MAX_RECENT_CHARS) for turn in earlier)
+    return LoreRequest(query, _tail(recent, MAX_RECENT_CHARS))
+
+
+def _tail(text: str, limit: int) -> str:
+    """The last `limit` characters of `text`, starting at a word."""
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    return cut[cut.find(" ") + 1 :] if " " in cut[:80] else cut
 
 
 def lore_message(hits: list["Hit"]) -> dict:

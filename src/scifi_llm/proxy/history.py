@@ -5,6 +5,7 @@ Never edit a shipped migration: add the next one.
 """
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -30,6 +31,7 @@ class History:
 
     def __init__(self, path: Path, limit: int = 100_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _private(path)
         self.limit = limit
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -75,6 +77,18 @@ class History:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+def _private(path: Path) -> None:
+    """Make the database and its journal files readable by the user alone: they hold the prompts.
+
+    SQLite gives the -wal and -shm files it creates the database file's mode, so creating that one 0600
+    is enough; files from an older run are tightened.
+    """
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if part.exists():
+            part.chmod(0o600)
 
 
 def migrate(db: sqlite3.Connection) -> int:

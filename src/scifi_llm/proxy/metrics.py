@@ -13,10 +13,10 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 class RequestRecord:
     """One proxied chat request, as /stats shows it."""
 
-    query: str
-    sources: list[str]
-    retrieval_ms: float | None
-    added_ms: float
+    query: str = ""
+    sources: list[str] = field(default_factory=list)
+    retrieval_ms: float | None = None
+    added_ms: float = 0.0
     upstream_ttft_ms: float | None = None
     status: int = 200
     lore: str = "used"  # used, none found, disabled, failed, timed out

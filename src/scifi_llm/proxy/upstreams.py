@@ -1,11 +1,44 @@
-"""The engines behind the proxy: pick the healthy one with the fewest requests in flight.
+"""The engines behind the proxy: which one gets a request, and how its answer comes back.
 
-An engine that fails to answer is taken out for `retry_after` seconds, then tried again; when all are
-out, the one that has been out longest is tried anyway (better a chance than a certain error).
+The healthy engine with the fewest requests in flight gets each request. One that cannot be reached or
+does not answer in time is set aside for `retry_after` seconds; when all are set aside, the one set aside
+longest is tried anyway (better a chance than a certain error).
+
+An engine's own answer comes back unchanged, errors included: its status, body and `Retry-After`. Only
+when the engine could not be reached, broke off or went silent does the proxy speak in its own words,
+and those never show the engine's address (the log does). Three clocks bound a request: connecting, the
+first byte of the answer (a long prompt's prefill takes tens of seconds), and the silence between two
+chunks of a stream; a non-streamed answer arrives in one piece, so it has one clock for the whole.
 """
 
+import asyncio
+import json
+import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+import httpx
+
+from scifi_llm.openai_client import error_payload, sse_event
+from scifi_llm.proxy.metrics import RequestRecord
+
+log = logging.getLogger("scifi_llm.proxy")
+
+# A pooled keep-alive connection the engine closed just as it was reused fails like this, before any
+# byte of the answer: the request never reached the engine, so it is sent once more.
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+_PASSED_HEADERS = ("content-type", "retry-after")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long the proxy waits for an engine, in seconds."""
+
+    connect_s: float = 5.0
+    first_byte_s: float = 120.0  # until a stream's first chunk
+    idle_s: float = 60.0  # between two chunks of a stream
+    answer_s: float = 600.0  # for a whole non-streamed answer
 
 
 @dataclass
@@ -39,6 +72,16 @@ class UpstreamPool:
             return min(healthy, key=lambda upstream: upstream.in_flight)
         return min(self.upstreams, key=lambda upstream: upstream.down_until)
 
+    @contextmanager
+    def lease(self):
+        """The engine for one request, counted in flight until the block ends, however it ends."""
+        upstream = self.pick()
+        upstream.in_flight += 1
+        try:
+            yield upstream
+        finally:
+            upstream.in_flight -= 1
+
     def failed(self, upstream: Upstream) -> None:
         """Set an engine aside after a connection failure or timeout."""
         upstream.failures += 1
@@ -59,3 +102,151 @@ class UpstreamPool:
             }
             for upstream in self.upstreams
         ]
+
+
+class Reply:
+    """The client's side of one request (an ASGI `send`), remembering whether the answer has begun."""
+
+    def __init__(self, send) -> None:
+        self.send = send
+        self.started = False
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Send the status line and headers."""
+        self.started = True
+        await self.send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def write(self, chunk: bytes, more: bool = True) -> None:
+        """Send part of the body (`more=False` ends it)."""
+        await self.send({"type": "http.response.body", "body": chunk, "more_body": more})
+
+    async def whole(self, status: int, content: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        """Send a complete answer."""
+        await self.start(status, [(b"content-length", str(len(content)).encode()), *headers])
+        await self.write(content, more=False)
+
+    async def error(self, status: int, message: str, error_type: str, param: str | None = None) -> None:
+        """Send an error in OpenAI's shape: a JSON answer, or a last event when a stream has begun."""
+        payload = error_payload(message, error_type, status)
+        if param:
+            payload["error"]["param"] = param
+        if self.started:
+            await self.write(sse_event(payload), more=False)
+        else:
+            await self.whole(status, json.dumps(payload).encode(), [(b"content-type", b"application/json")])
+
+
+class Engines:
+    """The pool of engines and the one HTTP client that talks to them."""
+
+    def __init__(self, urls: list[str], timeouts: Timeouts = Timeouts()) -> None:
+        self.pool = UpstreamPool(urls)
+        self.timeouts = timeouts
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(None, connect=timeouts.connect_s),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+
+    async def chat(self, body: dict, reply: Reply, record: RequestRecord, headers: list[tuple[bytes, bytes]]):
+        """Send a chat request to an engine and relay its answer to `reply`; `record` gets the status."""
+        with self.pool.lease() as upstream:
+            request = self.client.build_request("POST", f"{upstream.url}/chat/completions", json=body)
+            stream = bool(body.get("stream"))
+            try:
+                await self._relay(request, stream, reply, record, headers)
+            except asyncio.CancelledError:
+                record.status = 499  # the client left; closing the engine's response cancelled its work
+                raise
+            except (httpx.HTTPError, TimeoutError) as exc:
+                await self._failed(upstream, exc, reply, record)
+            else:
+                self.pool.succeeded(upstream)
+
+    async def _relay(self, request, stream: bool, reply: Reply, record: RequestRecord, headers) -> None:
+        loop, sent = asyncio.get_running_loop(), time.perf_counter()
+        response = None
+        try:
+            async with asyncio.timeout(
+                self.timeouts.first_byte_s if stream else self.timeouts.answer_s
+            ) as clock:
+                response = await self._send(request)
+                if not stream or response.status_code >= 400:
+                    content = await response.aread()
+                    record.upstream_ttft_ms = round((time.perf_counter() - sent) * 1000, 2)
+                    record.status = response.status_code
+                    return await reply.whole(response.status_code, content, [*_passed(response), *headers])
+                await reply.start(200, [(b"content-type", b"text/event-stream"), *headers])
+                record.status, tail = 200, b""
+                async for chunk in response.aiter_raw():
+                    clock.reschedule(loop.time() + self.timeouts.idle_s)
+                    if record.upstream_ttft_ms is None:
+                        record.upstream_ttft_ms = round((time.perf_counter() - sent) * 1000, 2)
+                    tail = (tail + chunk)[-64:]
+                    await reply.write(chunk)
+                closing = _event_end(tail) + (b"" if b"[DONE]" in tail else b"data: [DONE]\n\n")
+                await reply.write(closing, more=False)
+        finally:
+            if response is not None:
+                await response.aclose()
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.client.send(request, stream=True)
+        except _DROPPED as exc:
+            log.info("the engine dropped a connection before answering (%s); sending once more", exc)
+            return await self.client.send(request, stream=True)
+
+    async def _failed(self, upstream: Upstream, exc: Exception, reply: Reply, record: RequestRecord) -> None:
+        """The engine could not be reached, broke off or went silent: our own error, without its address."""
+        timed_out = isinstance(exc, TimeoutError | httpx.TimeoutException)
+        record.status = 504 if timed_out else 502
+        if timed_out:
+            what = "went silent" if reply.started else "did not answer in time"
+        else:
+            what = "broke off the stream" if reply.started else f"is unreachable ({type(exc).__name__})"
+        log.warning("engine %s %s: %r", upstream.url, what, exc)
+        if not reply.started:  # a stream that breaks off says nothing about the engine's health
+            self.pool.failed(upstream)
+        await reply.error(record.status, f"the engine {what}", "upstream_error")
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        """GET an engine endpoint: (status, body), or a 502 in OpenAI's shape."""
+        upstream = self.pool.pick()
+        try:
+            response = await self.client.get(f"{upstream.url}{path}", timeout=10.0)
+        except httpx.HTTPError as exc:
+            self.pool.failed(upstream)
+            log.warning("engine %s is unreachable: %r", upstream.url, exc)
+            message = f"the engine is unreachable ({type(exc).__name__})"
+            return 502, json.dumps(error_payload(message, "upstream_error", 502)).encode()
+        return response.status_code, response.content
+
+    async def reachable(self) -> list[dict]:
+        """Each engine's URL and whether it answers now (for /health)."""
+        found = []
+        for upstream in self.pool.upstreams:
+            try:
+                answers = (await self.client.get(f"{upstream.url}/models", timeout=2.0)).status_code == 200
+            except httpx.HTTPError:
+                answers = False
+            found.append({"url": upstream.url, "reachable": answers})
+        return found
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self.client.aclose()
+
+
+def _passed(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    """The engine's headers a client needs: its content type and `Retry-After`."""
+    found = response.headers
+    return [
+        (name.encode(), found[name].encode("latin-1", "replace")) for name in _PASSED_HEADERS if name in found
+    ]
+
+
+def _event_end(tail: bytes) -> bytes:
+    """What closes the stream's last event when the engine left it open (our own event must not join it)."""
+    if not tail or tail.endswith((b"\n\n", b"\r\n\r\n")):
+        return b""
+    return b"\n" if tail.endswith(b"\n") else b"\n\n"
