@@ -334,3 +334,37 @@ def test_notes_to_self_and_ignored_files_never_reach_the_index(workspace, minilm
         ("drafts/idea.md", "matches 'drafts/' in .scifi-llm-ignore"),
         ("todo.txt", "matches 'todo.txt' in .scifi-llm-ignore"),
     ]
+
+
+def test_symlinks_out_of_the_lore_folder_are_skipped_unless_allowed(workspace, minilm, tmp_path):
+    secrets, shared = tmp_path / "secrets", tmp_path / "shared-notes"
+    write(secrets / "id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----")
+    write(shared / "moon.md", "# The Moon\nThe moon is called Vell.")
+    write(workspace.lore_dir / "moth.md", "# Moth\nShe is forty.")
+    (workspace.lore_dir / "key.md").symlink_to(secrets / "id_ed25519")
+    (workspace.lore_dir / "moon.md").symlink_to(shared / "moon.md")
+    report = ingest_with(minilm, workspace)
+    assert {row["source"] for row in stored(workspace).rows(["source"])} == {"moth.md"}
+    reasons = dict(report.skipped)
+    assert reasons["key.md"].startswith(f"links to {secrets.resolve() / 'id_ed25519'}, outside the folder")
+    allowed = ingest_with(minilm, workspace, outside_folders=(shared,))
+    assert {row["source"] for row in stored(workspace).rows(["source"])} == {"moth.md", "moon.md"}
+    assert [name for name, _ in allowed.skipped] == ["key.md"]
+
+
+def test_a_second_ingest_at_once_is_one_line_naming_the_first(workspace, tmp_path):
+    write(workspace.lore_dir / "moth.md", "# Moth\nShe is forty.")
+    command = [sys.executable, "-m", "scifi_llm", "--workspace", str(workspace.root), "lore", "ingest"]
+    with LoreIndex(workspace.index_dir).writing():  # this test process is the first ingest
+        second = subprocess.run(command, capture_output=True, text=True, env=os.environ | {"COLUMNS": "200"})
+    assert second.returncode == 1
+    assert (
+        second.stderr == f"error: another lore ingest is running (pid {os.getpid()}); wait for it to finish\n"
+    )
+
+
+def test_a_collection_name_that_is_a_path_is_refused_before_any_work(cli, workspace):
+    for command in (("lore", "ingest"), ("lore", "query", "moth"), ("proxy",)):
+        result = cli(*command, "--collection", "../../x", workspace=workspace)
+        assert result.exit_code == 1
+        assert result.stderr == "error: collection name '../../x' may hold only letters, digits, _ and -\n"

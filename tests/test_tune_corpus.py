@@ -109,3 +109,16 @@ def test_writer_patterns_remove_more_note_lines(tmp_path):
     assert manuscript.scenes == [["Elena slept. She woke at six."]]
     assert report.note_lines_removed == 1
     assert re.search("ask the editor", all_text([manuscript])) is None
+
+
+def test_a_symlink_out_of_the_writing_folder_is_skipped_and_said(tmp_path):
+    folder, elsewhere = tmp_path / "writing", tmp_path / "elsewhere"
+    write(folder / "one.md", "Elena slept badly that night, and woke before the bells.")
+    write(elsewhere / "diary.md", "My real diary, not for training.")
+    (folder / "diary.md").symlink_to(elsewhere / "diary.md")
+    manuscripts, report = read_writing(folder)
+    assert [manuscript.source for manuscript in manuscripts] == ["one.md"]
+    assert report.skipped == [("diary.md", f"links to {elsewhere.resolve() / 'diary.md'}, outside the folder "
+                               "(allow that folder in lore.outside_folders)")]  # fmt: skip
+    allowed, _ = read_writing(folder, outside_folders=[elsewhere])
+    assert [manuscript.source for manuscript in allowed] == ["diary.md", "one.md"]

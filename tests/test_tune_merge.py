@@ -2,7 +2,10 @@
 
 import json
 import math
+import os
+import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
 from scifi_llm.errors import UserError
+from scifi_llm.fsutil import exclusive_lock
 from scifi_llm.serving import process
 from scifi_llm.serving.engines import ServeOptions, transformers_command
 from scifi_llm.tune.merge import merge, verify
@@ -128,11 +132,31 @@ def test_a_crash_mid_merge_leaves_nothing_that_looks_complete(tmp_path, sharded_
     with pytest.raises(UserError, match=f"{last.name}: the data of .* is cut short"):
         merge(adapter, tmp_path / "merged", base=str(broken))
     assert not (tmp_path / "merged").exists()
-    assert not list(tmp_path.glob(".merged*"))
-    (tmp_path / ".merged.partial").mkdir()  # what a kill -9 would leave
-    (tmp_path / ".merged.partial" / "model-00001-of-00009.safetensors").write_text("half")
-    merge(adapter, tmp_path / "merged")
-    assert not (tmp_path / ".merged.partial").exists() and (tmp_path / "merged" / "config.json").exists()
+    assert not list(tmp_path.glob(".merged.partial*"))
+    (tmp_path / ".merged.partial-0badc0de").mkdir()  # what a kill -9 would leave
+    (tmp_path / ".merged.partial-0badc0de" / "model-00001-of-00009.safetensors").write_text("half")
+    report = merge(adapter, tmp_path / "merged")
+    assert not list(tmp_path.glob(".merged.partial*")) and (tmp_path / "merged" / "config.json").exists()
+    assert report.notes == ["removed .merged.partial-0badc0de, left by an interrupted merge (0 MB)"]
+
+
+def test_two_merges_into_one_output_never_mix(tmp_path, sharded_base, workspace):
+    """A second merge into the same output, from another process, is refused in one line while the first
+    holds the output; the output's files all get the base model's permissions."""
+    adapter = make_adapter(sharded_base, tmp_path / "adapter")
+    output = tmp_path / "merged"
+    command = [sys.executable, "-m", "scifi_llm", "--workspace", str(workspace.root), "tune", "merge"]
+    with exclusive_lock(tmp_path / ".merged.lock", "tune merge"):
+        second = subprocess.run(
+            [*command, str(adapter), "--output", str(output)], capture_output=True, text=True
+        )
+    assert second.returncode == 1 and not output.exists()
+    assert second.stderr.splitlines() == [
+        f"error: another tune merge into {output} is running (pid {os.getpid()}); wait for it to finish"
+    ]
+    merge(adapter, output)
+    base_mode = stat.S_IMODE((sharded_base / "config.json").stat().st_mode)
+    assert {stat.S_IMODE(path.stat().st_mode) for path in output.iterdir()} == {base_mode}
 
 
 def test_what_cannot_be_merged_is_refused_clearly(tmp_path, sharded_base):

@@ -6,6 +6,7 @@ index, logs, pid files) lives in `<workspace>/.scifi-llm/`.
 """
 
 import os
+import re
 import shutil
 import tomllib
 from dataclasses import dataclass
@@ -22,6 +23,14 @@ CONFIG_NAME = "scifi-llm.toml"
 STATE_DIR = ".scifi-llm"
 WORKSPACE_ENV = "SCIFI_LLM_WORKSPACE"
 RetrievalMode = Literal["hybrid", "dense", "keyword"]
+COLLECTION_NAME = r"^[A-Za-z0-9_-]+$"  # a collection is a folder in the index: no paths, no dots
+
+
+def check_collection_name(name: str | None) -> str | None:
+    """`name` when it can name a collection (letters, digits, _ and -), else a one-line UserError."""
+    if name is not None and not re.fullmatch(COLLECTION_NAME, name):
+        raise UserError(f"collection name {name!r} may hold only letters, digits, _ and -")
+    return name
 
 
 class _Section(BaseModel):
@@ -38,7 +47,7 @@ class LoreSettings(_Section):
     """Where the lore lives and how it is chunked, embedded and retrieved."""
 
     folder: str = "lore"
-    collection: str = Field("scifi_world", pattern=r"^[A-Za-z0-9_-]+$")
+    collection: str = Field("scifi_world", pattern=COLLECTION_NAME)
     embedding_model: str = "BAAI/bge-large-en-v1.5"
     chunk_tokens: int = Field(200, ge=50, le=4000)
     chunk_overlap: int = Field(30, ge=0, le=1000)
@@ -46,6 +55,7 @@ class LoreSettings(_Section):
     budget_tokens: int = Field(1500, ge=100)
     mode: RetrievalMode = "hybrid"
     scan_depth: int = Field(4, ge=0, le=100)
+    outside_folders: list[str] = []
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> "LoreSettings":
@@ -156,6 +166,12 @@ class Workspace:
     def writing_dir(self) -> Path:
         """The writing folder named in the settings."""
         return (self.root / self.settings.writing.folder).resolve()
+
+    @property
+    def outside_folders(self) -> tuple[Path, ...]:
+        """Folders outside lore/ and writing/ that symlinks there may lead into (`lore.outside_folders`)."""
+        folders = self.settings.lore.outside_folders
+        return tuple((self.root / Path(folder).expanduser()).resolve() for folder in folders)
 
 
 def load_settings(config_path: Path) -> Settings:
@@ -275,6 +291,9 @@ mode = "hybrid"
 # How many recent turns of a conversation the proxy scans for names: the people and places named there
 # stay in the running, so "Continue." still gets the lore of the scene.
 scan_depth = 4
+# Folders outside lore/ (and writing/) that a symlink there may lead into, e.g. ["~/shared-notes"].
+# Any other link out of the folder is skipped, and said so: nothing elsewhere on the disk reaches prompts.
+outside_folders = []
 
 [writing]
 # Folder of your own finished prose, used for fine-tuning.

@@ -1,8 +1,17 @@
-"""Atomic file writes: a crash never leaves a half-written file that looks complete."""
+"""Files that are safe to trust: atomic writes, exclusive locks, and paths that stay inside their folder.
 
+A crash never leaves a half-written file that looks complete; two runs never write one output at once;
+a symlink never smuggles a file from elsewhere on the disk into the lore or the training data.
+"""
+
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from scifi_llm.errors import UserError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -18,3 +27,37 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive_lock(lock_file: Path, what: str) -> Iterator[None]:
+    """Hold `lock_file` exclusively for the block, or fail at once with one line naming the holder's pid.
+
+    The lock is the kernel's (flock): it goes with the process, so a killed run never leaves it behind.
+    """
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise UserError(f"another {what} is running (pid {holder}); wait for it to finish") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def outside(path: Path, folders: Sequence[Path]) -> Path | None:
+    """Where `path` really leads, when a symlink takes it outside every one of `folders`; else None."""
+    target = path.resolve()
+    if any(target.is_relative_to(folder.resolve()) for folder in folders):
+        return None
+    return target
+
+
+def outside_reason(target: Path) -> str:
+    """Why a file that links out of its folder was skipped, and how to allow it."""
+    return f"links to {target}, outside the folder (allow that folder in lore.outside_folders)"

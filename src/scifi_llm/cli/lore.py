@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 from scifi_llm.cli.output import console, err_console, folding_table, print_json, warn
-from scifi_llm.config import RetrievalMode, Workspace
+from scifi_llm.config import RetrievalMode, Workspace, check_collection_name
 from scifi_llm.errors import UserError
 
 if TYPE_CHECKING:
@@ -36,7 +36,10 @@ app = typer.Typer(
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 CollectionOption = Annotated[
-    str | None, typer.Option("--collection", "-c", help="Collection (default: from settings).")
+    str | None,
+    typer.Option(
+        "--collection", "-c", callback=check_collection_name, help="Collection (default: from settings)."
+    ),
 ]
 TopKOption = Annotated[
     int | None, typer.Option("-k", "--top-k", min=1, help="At most this many notes (default: from settings).")
@@ -117,6 +120,7 @@ def ingest_command(
         chunk_tokens=lore.chunk_tokens,
         chunk_overlap=lore.chunk_overlap,
         rebuild=rebuild,
+        outside_folders=workspace.outside_folders,
     )
     columns = (
         SpinnerColumn(),
@@ -361,7 +365,8 @@ def remove_command(
     index.open(collection)
     if not yes and not typer.confirm(f"Delete collection {collection}?"):
         raise typer.Exit(1)
-    index.drop(collection)
+    with index.writing():
+        index.drop(collection)
     if json_output:
         print_json({"removed": collection})
     else:

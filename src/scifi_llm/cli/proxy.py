@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from scifi_llm.cli.output import console, err_console, print_json
+from scifi_llm.config import check_collection_name
 
 if TYPE_CHECKING:
     from scifi_llm.config import Workspace
@@ -28,7 +29,9 @@ def proxy(
     host: Annotated[
         str | None, typer.Option(help="Address to bind (default 127.0.0.1: this machine only).")
     ] = None,
-    collection: Annotated[str | None, typer.Option(help="Lore collection (default: settings).")] = None,
+    collection: Annotated[
+        str | None, typer.Option(callback=check_collection_name, help="Lore collection (default: settings).")
+    ] = None,
     api_key: Annotated[
         str | None, typer.Option(envvar="SCIFI_LLM_PROXY_API_KEY", help="Require this key.")
     ] = None,

@@ -63,6 +63,7 @@ def prepare_command(
         prompts=prompts,
         base_url=base_url,
         note_patterns=(*DEFAULT_NOTE_PATTERNS, *tune.note_patterns),
+        outside_folders=workspace.outside_folders,
     )
     report = prepare(options)
     if json_output:
@@ -230,6 +231,8 @@ def merge_command(
         f"merged {report.merged_weights} weights (scale {report.scale:g}) over {report.shards} shards "
         f"into {escape(report.output)} ({report.dtype}, {report.seconds} s)"
     )
+    for note in report.notes:
+        console.print(f"[dim]{escape(note)}[/]")
     if report.verify_max_abs_diff is not None:
         console.print(
             f"checked {report.verified_tensors} weights against PEFT's merge: largest difference "

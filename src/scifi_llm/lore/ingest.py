@@ -10,12 +10,12 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scifi_llm.errors import UserError
-from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.fsutil import atomic_write_text, outside, outside_reason
 from scifi_llm.lore.chunk import HEADING_SEPARATOR, Chunk, chunk_document
 from scifi_llm.lore.embed import Embedder
 from scifi_llm.lore.entities import NoteFacts, note_facts
@@ -41,6 +41,7 @@ class IngestOptions:
     chunk_overlap: int
     rebuild: bool = False
     batch_chunks: int = 64
+    outside_folders: tuple[Path, ...] = ()  # where symlinks in the lore folder may lead
 
 
 @dataclass
@@ -99,11 +100,14 @@ class IngestProgress:
         """Called after each batch of chunks is embedded."""
 
 
-def scan(roots: list[Path], lore_dir: Path) -> tuple[list[LoreFile], list[tuple[str, str]], list[str]]:
+def scan(
+    roots: list[Path], lore_dir: Path, outside_folders: Sequence[Path] = ()
+) -> tuple[list[LoreFile], list[tuple[str, str]], list[str]]:
     """Lore files under `roots`, the skipped ones with reasons, and the source prefixes that were scanned.
 
     Hidden files and folders (`.obsidian/`, `.trash/`) are passed over; files matching a pattern of the lore
-    folder's `.scifi-llm-ignore` are skipped and said so.
+    folder's `.scifi-llm-ignore`, and symlinks that lead out of the folder (except into `outside_folders`),
+    are skipped and said so.
     """
     files, skipped, prefixes = [], [], []
     ignored = IgnoreFile(lore_dir / IGNORE_FILE)
@@ -120,7 +124,10 @@ def scan(roots: list[Path], lore_dir: Path) -> tuple[list[LoreFile], list[tuple[
             ):
                 continue
             source = _source_name(path, lore_dir)
-            if ignored.matches(source):
+            target = outside(path, [root if root.is_dir() else root.parent, *outside_folders])
+            if target is not None:
+                skipped.append((source, outside_reason(target)))
+            elif ignored.matches(source):
                 skipped.append((source, f"matches {ignored.matches(source)!r} in {IGNORE_FILE}"))
             elif path.suffix.lower() not in LORE_EXTENSIONS:
                 skipped.append((source, f"unsupported extension {path.suffix or '(none)'}; use .md or .txt"))
@@ -194,9 +201,21 @@ def ingest(
     load_embedder: Callable[[str], Embedder] = Embedder,
     progress: IngestProgress | None = None,
 ) -> IngestReport:
-    """Bring a collection up to date with the lore files under `roots`."""
+    """Bring a collection up to date with the lore files under `roots`; one ingest at a time per index."""
+    with index.writing():
+        return _ingest(roots, lore_dir, index, options, load_embedder, progress)
+
+
+def _ingest(
+    roots: list[Path],
+    lore_dir: Path,
+    index: LoreIndex,
+    options: IngestOptions,
+    load_embedder: Callable[[str], Embedder],
+    progress: IngestProgress | None,
+) -> IngestReport:
     started = time.perf_counter()
-    files, skipped, prefixes = scan(roots, lore_dir)
+    files, skipped, prefixes = scan(roots, lore_dir, options.outside_folders)
     hashes = {lore_file.source: file_hash(lore_file.path.read_bytes(), options) for lore_file in files}
     stamp = IngestStamp(index, options.collection)
     unchanged = None if options.rebuild else stamp.unchanged(options, hashes, prefixes, skipped)

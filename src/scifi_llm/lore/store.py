@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from scifi_llm.config import check_collection_name
 from scifi_llm.errors import UserError
+from scifi_llm.fsutil import exclusive_lock
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -150,6 +152,10 @@ class LoreIndex:
         shutil.rmtree(retired, ignore_errors=True)
         self._connection = None  # the table list changed under the connection
 
+    def writing(self):
+        """An exclusive hold on the index for writing: a second writer fails at once, naming the first."""
+        return exclusive_lock(self.index_dir / ".write.lock", "lore ingest")
+
     def fingerprint(self, name: str) -> list[str]:
         """What identifies the stored state of a collection without opening it: its committed versions."""
         versions = self.index_dir / f"{name}.lance" / "_versions"
@@ -165,6 +171,7 @@ class LoreIndex:
 
     def create(self, name: str, dimension: int, model_name: str) -> "Collection":
         """A new, empty collection recording its embedding model (replaces one of the same name)."""
+        check_collection_name(name.removesuffix(STAGING))
         self.index_dir.mkdir(parents=True, exist_ok=True)
         table = self._db.create_table(name, schema=_schema(dimension, model_name), mode="overwrite")
         return Collection(table)

@@ -13,11 +13,13 @@ collapsed).
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
+from scifi_llm.fsutil import outside, outside_reason
 from scifi_llm.lore.markdown import parse_front_matter, split_sentences
 from scifi_llm.textio import DEFAULT_NOTE_PATTERNS, NotText, read_text
 
@@ -75,15 +77,20 @@ class ReadReport:
 
 
 def read_writing(
-    folder: Path, note_patterns: tuple[str, ...] = DEFAULT_NOTE_PATTERNS
+    folder: Path, note_patterns: tuple[str, ...] = DEFAULT_NOTE_PATTERNS, outside_folders: Sequence[Path] = ()
 ) -> tuple[list[Manuscript], ReadReport]:
-    """Every prose file under `folder`, cleaned, in path order."""
+    """Every prose file under `folder`, cleaned, in path order; a symlink that leads out of the folder
+    (except into `outside_folders`) is skipped and said so."""
     notes = re.compile("|".join(f"(?:{pattern})" for pattern in note_patterns), re.IGNORECASE | re.MULTILINE)
     report = ReadReport()
     manuscripts: list[Manuscript] = []
     seen: dict[str, str] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
         source = path.relative_to(folder).as_posix()
+        target = outside(path, [folder, *outside_folders])
+        if target is not None:
+            report.skipped.append((source, outside_reason(target)))
+            continue
         text = _read(path, source, seen, report)
         if text is None:
             continue

@@ -4,15 +4,19 @@ PEFT's `merge_and_unload` loads the whole base (16 GB for an 8B model in bf16). 
 safetensors shards are streamed tensor by tensor (`shardio`): every targeted weight gets `scale * B @ A`
 added in float32 and is cast to the output dtype, and is written out before the next is read, so the
 peak is about the largest single tensor. The output
-is built in a hidden folder beside the target and renamed into place at the end, so a crash never leaves
-a folder that looks complete; a re-run starts clean.
+is built in a hidden folder of its own beside the target, checked against the weight index, and renamed
+into place at the end, so a crash never leaves a folder that looks complete. One merge at a time writes
+to an output (a lock beside it); a later run removes what a killed one left behind, and says so.
 """
 
 import json
 import math
+import os
 import re
 import shutil
+import stat
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,7 +26,7 @@ import torch
 from safetensors import safe_open
 
 from scifi_llm.errors import UserError
-from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.fsutil import atomic_write_text, exclusive_lock
 from scifi_llm.models import require
 from scifi_llm.tune.shardio import iter_tensors, read_specs, write_streamed
 
@@ -97,20 +101,24 @@ def merge(
         raise UserError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
     settings = _adapter_settings(adapter_dir)
     base_dir = resolve_model(base or _named_base(settings, adapter_dir))
-    if output.exists():
-        raise UserError(f"{output} already exists: remove it or choose another --output")
     deltas = _deltas(adapter_dir, settings)
-    staging = output.parent / f".{output.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)  # what a crashed run left behind
-    staging.mkdir(parents=True)
-    started = time.monotonic()
-    try:
-        shards = _merge_shards(base_dir, staging, deltas, DTYPES[dtype], progress)
-        _copy_serving_files(base_dir, staging, dtype)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    staging.rename(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(output.parent / f".{output.name}.lock", f"tune merge into {output}"):
+        if output.exists():
+            raise UserError(f"{output} already exists: remove it or choose another --output")
+        notes = _remove_leftovers(output)
+        staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
+        started = time.monotonic()
+        try:
+            shards = _merge_shards(base_dir, staging, deltas, DTYPES[dtype], progress)
+            _copy_serving_files(base_dir, staging, dtype)
+            _check_complete(staging, shards)
+            _match_modes(staging, base_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        staging.rename(output)
     return MergeReport(
         output=str(output),
         base=str(base_dir),
@@ -119,7 +127,37 @@ def merge(
         scale=_scale(settings, _rank(settings, deltas)),
         dtype=dtype,
         seconds=round(time.monotonic() - started, 2),
+        notes=notes,
     )
+
+
+def _remove_leftovers(output: Path) -> list[str]:
+    """Delete the staging folders of merges into `output` that were killed (none runs: the lock is ours)."""
+    notes = []
+    for leftover in sorted(output.parent.glob(f".{output.name}.partial*")):
+        size = sum(path.stat().st_size for path in leftover.rglob("*") if path.is_file())
+        shutil.rmtree(leftover, ignore_errors=True)
+        notes.append(f"removed {leftover.name}, left by an interrupted merge ({size / 2**20:.0f} MB)")
+    return notes
+
+
+def _check_complete(staging: Path, shards: int) -> None:
+    """Every shard the weight index names is there, and as many as were written: else no rename."""
+    index = staging / _WEIGHT_INDEX
+    expected = {"model.safetensors"}
+    if index.is_file():
+        expected = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    found = {path.name for path in staging.glob("*.safetensors") if path.stat().st_size > 0}
+    if len(found) != shards or found != expected:
+        odd = sorted(expected ^ found)[0]
+        raise UserError(f"the merged model is incomplete ({len(found)} of {shards} shards, {odd}): re-run")
+
+
+def _match_modes(staging: Path, base_dir: Path) -> None:
+    """Give every output file the permissions of the base model's files (temp files start out 0600)."""
+    mode = stat.S_IMODE(os.stat(base_dir / "config.json").st_mode)
+    for path in staging.iterdir():
+        path.chmod(mode)
 
 
 def resolve_model(name: str) -> Path:

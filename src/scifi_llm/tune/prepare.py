@@ -41,6 +41,7 @@ class PrepareOptions:
     val_fraction: float = 0.1
     keep_short: bool = False
     note_patterns: tuple[str, ...] = DEFAULT_NOTE_PATTERNS
+    outside_folders: tuple[Path, ...] = ()  # where symlinks in the writing folder may lead
     prompts: str = "heuristic"  # or "llm": ask the model at base_url to write each request
     base_url: str | None = None
 
@@ -107,7 +108,7 @@ def _prepare(options: PrepareOptions) -> PrepareReport:
     if options.min_tokens > options.max_tokens:
         raise UserError(f"--min-tokens {options.min_tokens} is over --max-tokens {options.max_tokens}")
     tokenizer = load_tokenizer(options.tokenizer)
-    manuscripts, read_report = read_writing(options.input_dir, options.note_patterns)
+    manuscripts, read_report = read_writing(options.input_dir, options.note_patterns, options.outside_folders)
     if not manuscripts:
         raise UserError(f"no usable prose in {options.input_dir} (see skipped files with --json)")
     report = _from_read(read_report)
