@@ -155,7 +155,7 @@ def test_a_crash_between_storing_and_deleting_is_repaired(workspace, minilm):
     ]
     rows = collection.rows(columns, where=f"source = '{NOTES[0]}'")
     leftover = [ChunkRow(**{**row, "run": "killed", "vector": np.asarray(row["vector"])}) for row in rows]
-    collection.replace_files(leftover[:2], [], "killed")
+    collection.add(leftover[:2])
     assert not collection.file_states()[NOTES[0]].is_current(rows[0]["file_hash"])
     report = ingest_with(minilm, workspace)
     assert report.files_indexed == 1
@@ -368,3 +368,58 @@ def test_a_collection_name_that_is_a_path_is_refused_before_any_work(cli, worksp
         result = cli(*command, "--collection", "../../x", workspace=workspace)
         assert result.exit_code == 1
         assert result.stderr == "error: collection name '../../x' may hold only letters, digits, _ and -\n"
+
+
+def test_a_large_note_is_stored_in_batches_and_a_killed_ingest_resumes_where_it_stopped(tmp_path):
+    """A note of hundreds of chunks spans many committed batches: after SIGKILL, the next ingest keeps
+    the chunks already stored and embeds only the rest."""
+    workspace = init_workspace(tmp_path / "novel")
+    paragraphs = [
+        f"## Deck {n}\nDeck {n} of the Lark holds crates of {n * 7} seed-vaults." for n in range(400)
+    ]
+    write(workspace.lore_dir / "manifest.md", "# The Lark's manifest\n" + "\n\n".join(paragraphs))
+    command = [sys.executable, "-m", "scifi_llm", "--workspace", str(workspace.root), "lore", "ingest"]
+    command += ["--embedding-model", "minilm", "--json"]
+    small = {**os.environ, "SCIFI_LLM_LORE__CHUNK_TOKENS": "60"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=small)
+    table_dir = workspace.index_dir / "scifi_world.lance"
+    deadline = time.monotonic() + 120
+    while _versions(table_dir) < 3 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "ingest finished before it could be killed; the note needs more chunks"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    kept = stored(workspace).count()
+    resumed = json.loads(subprocess.run(command, capture_output=True, check=True, env=small).stdout)
+    collection = stored(workspace)
+    assert_consistent(collection)
+    assert 0 < kept < resumed["chunks_total"]  # the kill came in the middle of the one note...
+    assert resumed["chunks_embedded"] == resumed["chunks_total"] - kept  # ...and nothing was embedded twice
+    assert resumed["changes"] == [{"file": "manifest.md", "change": "changed"}]
+
+
+def test_a_note_far_larger_than_the_others_is_named(workspace, minilm):
+    write(workspace.lore_dir / "moth.md", "# Moth\nShe is forty.")
+    write(workspace.lore_dir / "dump.md", "# Dump\nThe moon is Vell.\n<!-- " + "x" * 1_200_000 + " -->\n")
+    report = ingest_with(minilm, workspace)
+    assert [name for name, _ in report.warnings] == ["dump.md"]
+    assert dict(report.warnings)["dump.md"].startswith("1.1 MB, far larger than a note usually is")
+
+
+def test_a_note_longer_than_a_piece_is_read_and_stored_piece_by_piece(workspace, minilm, monkeypatch):
+    import scifi_llm.lore.ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "PIECE_CHARS", 600)  # a real long note takes a megabyte
+    decks = [f"## Deck {n}\nDeck {n} holds {n * 7} seed-vaults, known as the Hoard {n}." for n in range(40)]
+    write(workspace.lore_dir / "manifest.md", "---\nname: The Lark\n---\n" + "\n\n".join(decks) + "\n")
+    report = ingest_with(minilm, workspace)
+    collection = stored(workspace)
+    assert_consistent(collection)
+    rows = collection.rows(["text", "sections", "facts", "chunk_index"])
+    texts = "\n".join(row["text"] for row in rows)
+    assert all(f"Deck {n} holds {n * 7} seed-vaults" in texts for n in range(40))
+    sections = {section for row in rows for section in json.loads(row["sections"])}
+    assert sections == {f"The Lark > Deck {n}" for n in range(40)}  # every piece under the note's title
+    facts = json.loads(next(row["facts"] for row in rows if row["chunk_index"] == 0))
+    assert len(facts["headings"]) == 40 and len(facts["prose_aliases"]) == 40  # gathered from every piece
+    assert report.chunks_embedded == report.chunks_total == len(rows)

@@ -1,6 +1,12 @@
 """Parsing notes: sentences, front matter, headings, blocks."""
 
-from scifi_llm.lore.markdown import parse_document, parse_front_matter, split_sentences, title_from_path
+from scifi_llm.lore.markdown import (
+    note_pieces,
+    parse_document,
+    parse_front_matter,
+    split_sentences,
+    title_from_path,
+)
 
 
 def test_sentences_split_at_terminal_punctuation_but_not_abbreviations_or_initials():
@@ -125,3 +131,28 @@ def test_blocks_know_their_kind_and_tables_their_header():
     assert (table.kind, table.table_header) == ("table", ("| Ship | Crew |", "|---|---|"))
     assert (items.kind, items.table_header) == ("list", ())
     assert document.sections[0].levels == (1,)
+
+
+def test_a_long_note_in_pieces_parses_to_the_same_sections():
+    """Pieces end before a heading, never inside a code fence or a comment, and open with the headings
+    they sit under: parsed one by one, they give the whole note's sections with the same paths."""
+    parts = ["# Archive\n", "Intro line.\n"]
+    for n in range(60):
+        parts.append(f"## Deck {n}\n")
+        parts.append(f"Deck {n} holds {n * 7} vaults.\n\n")
+        if n % 10 == 3:
+            parts += ["```\n", "# not a heading\n", "```\n", "<!-- a\n", "# hidden\n", "-->\n"]
+        if n % 20 == 5:
+            parts += [f"### Hold {n}\n", "Cold.\n"]
+    text = "".join(parts)
+    pieces = list(note_pieces(iter(text.splitlines(keepends=True)), piece_chars=200))
+    assert len(pieces) > 5
+    whole = parse_document(text, "archive.md")
+    pieced = [parse_document(piece, "archive.md", "Archive") for piece in pieces]
+    paths = [section.path for document in pieced for section in document.sections]
+    assert paths == [section.path for section in whole.sections]
+    sentences = [
+        s for document in pieced for section in document.sections for b in section.blocks for s in b.sentences
+    ]
+    assert sentences == [s for section in whole.sections for b in section.blocks for s in b.sentences]
+    assert all(piece.startswith("# Archive\n") for piece in pieces)

@@ -131,6 +131,13 @@ class NoteFacts:
         """A JSON-ready dict."""
         return asdict(self)
 
+    def add(self, later: "NoteFacts") -> None:
+        """Take in the facts of a later piece of the same note (its title and front matter are this one's)."""
+        self.headings += later.headings
+        self.prose_aliases += later.prose_aliases
+        self.link_labels = list(dict.fromkeys([*self.link_labels, *later.link_labels]))
+        self.word_case = {word: list(counts) for word, counts in _merge_word_case([self, later]).items()}
+
     @classmethod
     def from_dict(cls, values: dict) -> "NoteFacts":
         """The inverse of `to_dict`."""

@@ -10,8 +10,8 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from scifi_llm.errors import UserError
@@ -20,14 +20,15 @@ from scifi_llm.lore.chunk import HEADING_SEPARATOR, Chunk, chunk_document
 from scifi_llm.lore.embed import Embedder
 from scifi_llm.lore.entities import NoteFacts, note_facts
 from scifi_llm.lore.links import LinkResolver
-from scifi_llm.lore.markdown import parse_document
+from scifi_llm.lore.markdown import Document, note_pieces, parse_document
 from scifi_llm.lore.store import FORMAT, STAGING, ChunkRow, Collection, LoreIndex, compact_json
-from scifi_llm.textio import NotText, read_text
+from scifi_llm.textio import NotText, looks_binary, read_text
 
 LORE_EXTENSIONS = (".md", ".markdown", ".txt")
 IGNORE_FILE = ".scifi-llm-ignore"
 # Bump when chunking or fact extraction changes, so every file is re-chunked once.
 PIPELINE_VERSION = "4"
+PIECE_CHARS = 2**20  # a note longer than this is read, chunked and stored a piece at a time
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,19 @@ class LoreFile:
 
 @dataclass(frozen=True)
 class PreparedFile:
-    """A changed file, chunked and ready to embed."""
+    """A changed file, chunked (or, for a long note, counted and chunked again as it is stored)."""
 
     source: str
     file_hash: str
-    chunks: list[Chunk]
+    n_chunks: int
     facts: NoteFacts
+    chunks: Callable[[], Iterable[Chunk]]  # the chunks in order, each time it is called
+    stored: frozenset[int] = frozenset()  # chunks an interrupted ingest already stored: not embedded again
+
+    @property
+    def to_embed(self) -> int:
+        """How many chunks are still to embed and store."""
+        return self.n_chunks - len(self.stored)
 
 
 class IngestProgress:
@@ -163,16 +171,21 @@ def _source_name(path: Path, lore_dir: Path) -> str:
     return path.relative_to(lore_dir).as_posix() if path.is_relative_to(lore_dir) else path.as_posix()
 
 
-def file_hash(raw: bytes, options: IngestOptions) -> str:
-    """The content hash, salted with everything that changes how a file is chunked."""
-    salt = f"v{PIPELINE_VERSION}:{options.chunk_tokens}:{options.chunk_overlap}:".encode()
-    return hashlib.sha256(salt + raw).hexdigest()
+def file_hash(path: Path, options: IngestOptions) -> str:
+    """The content hash, salted with everything that changes how a file is chunked (read in blocks)."""
+    digest = hashlib.sha256(f"v{PIPELINE_VERSION}:{options.chunk_tokens}:{options.chunk_overlap}:".encode())
+    with path.open("rb") as handle:
+        while block := handle.read(2**20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def prepare(
     lore_file: LoreFile, digest: str, options: IngestOptions, report: IngestReport
 ) -> PreparedFile | None:
     """Read, parse and chunk one file; None (with the reason recorded) when there is nothing to index."""
+    if lore_file.path.stat().st_size > PIECE_CHARS:
+        return _prepare_in_pieces(lore_file, digest, options, report)
     try:
         decoded = read_text(lore_file.path)
     except NotText as exc:
@@ -190,7 +203,62 @@ def prepare(
     if not chunks:
         report.skipped.append((lore_file.source, "no text to index (headings only)"))
         return None
-    return PreparedFile(lore_file.source, digest, chunks, note_facts(document))
+    return PreparedFile(lore_file.source, digest, len(chunks), note_facts(document), lambda: chunks)
+
+
+def _prepare_in_pieces(
+    lore_file: LoreFile, digest: str, options: IngestOptions, report: IngestReport
+) -> PreparedFile | None:
+    """A long note, read and chunked a piece at a time (`note_pieces`), so memory holds one piece, not
+    the note: a first pass counts the chunks and gathers the note's facts, and the chunks are made again
+    as they are stored. Chunks never span two pieces (a piece ends before a heading)."""
+    with lore_file.path.open("rb") as handle:
+        if looks_binary(handle.read(8192)):
+            report.skipped.append((lore_file.source, "binary file (not text)"))
+            return None
+    encoding = _stream_encoding(lore_file.path)
+    if encoding not in ("utf-8", "utf-8-sig"):
+        report.warnings.append((lore_file.source, f"not valid UTF-8, decoded as {encoding}"))
+    title, facts, count = None, None, 0
+    for document in _piece_documents(lore_file, encoding):
+        if document.front_matter_error and facts is None:
+            warning = f"{document.front_matter_error}; indexed as plain text"
+            report.warnings.append((lore_file.source, warning))
+        title = title or document.title
+        count += len(chunk_document(document, options.chunk_tokens, options.chunk_overlap))
+        piece_facts = note_facts(document)
+        facts = piece_facts if facts is None else (facts.add(piece_facts) or facts)
+    if not count:
+        report.skipped.append((lore_file.source, "no text to index (headings only)"))
+        return None
+
+    def chunks() -> Iterator[Chunk]:
+        for document in _piece_documents(lore_file, encoding, title):
+            yield from chunk_document(document, options.chunk_tokens, options.chunk_overlap)
+
+    return PreparedFile(lore_file.source, digest, count, facts, chunks)
+
+
+def _piece_documents(lore_file: LoreFile, encoding: str, title: str | None = None) -> Iterator[Document]:
+    """The pieces of a long note, parsed; every piece after the first under the first one's title."""
+    with lore_file.path.open(encoding=encoding) as lines:
+        for text in note_pieces(lines, PIECE_CHARS):
+            document = parse_document(text, lore_file.source, title)
+            title = title or document.title
+            yield document
+
+
+def _stream_encoding(path: Path) -> str:
+    """The encoding a long file decodes with, as `read_text` would choose it, read in blocks."""
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            with path.open(encoding=encoding) as handle:
+                while handle.read(2**20):
+                    pass
+            return encoding
+        except UnicodeDecodeError:
+            continue
+    return "latin-1"
 
 
 def ingest(
@@ -216,7 +284,7 @@ def _ingest(
 ) -> IngestReport:
     started = time.perf_counter()
     files, skipped, prefixes = scan(roots, lore_dir, options.outside_folders)
-    hashes = {lore_file.source: file_hash(lore_file.path.read_bytes(), options) for lore_file in files}
+    hashes = {lore_file.source: file_hash(lore_file.path, options) for lore_file in files}
     stamp = IngestStamp(index, options.collection)
     unchanged = None if options.rebuild else stamp.unchanged(options, hashes, prefixes, skipped)
     if unchanged is not None:
@@ -333,21 +401,38 @@ def _changed_files(
     options: IngestOptions,
     report: IngestReport,
 ) -> list[PreparedFile]:
-    """The files to (re-)embed, chunked; unchanged ones are counted, unreadable ones lose old chunks."""
-    changed = []
+    """The files to (re-)embed, chunked; unchanged ones are counted, unreadable ones lose old chunks, and
+    notes far larger than the others are named."""
+    changed, large = [], _large_note_bytes(files)
     for lore_file in files:
         digest = hashes[lore_file.source]
         state = states.get(lore_file.source)
         if state is not None and state.is_current(digest):
             report.files_unchanged += 1
             continue
+        size = lore_file.path.stat().st_size
+        if size > large:
+            report.warnings.append((lore_file.source, _LARGE_NOTE.format(size / 2**20)))
         prepared = prepare(lore_file, digest, options, report)
         if prepared is not None:
-            changed.append(prepared)
+            stored = state.stored(digest) if state is not None else frozenset()
+            changed.append(replace(prepared, stored=stored))
             report.changes.append((lore_file.source, "new" if state is None else "changed"))
         elif state is not None:
             collection.delete_sources([lore_file.source])
     return changed
+
+
+_LARGE_NOTE = (
+    "{:.1f} MB, far larger than a note usually is: it is indexed in batches, but split into notes it "
+    "would be retrieved better"
+)
+
+
+def _large_note_bytes(files: list[LoreFile]) -> float:
+    """The size above which a note is far larger than usual: 1 MB, or 50 times the median note."""
+    sizes = sorted(lore_file.path.stat().st_size for lore_file in files)
+    return max(2**20, 50 * sizes[(len(sizes) - 1) // 2]) if sizes else float("inf")
 
 
 def _embed_and_store(
@@ -358,12 +443,13 @@ def _embed_and_store(
     progress: IngestProgress,
     report: IngestReport,
 ) -> None:
-    """Embed and store changed files batch by batch; each batch is committed before the next starts."""
-    progress.planned(len(changed), sum(len(prepared.chunks) for prepared in changed))
+    """Embed and store the changed files' chunks in batches of about `batch_chunks`, each committed before
+    the next starts; a large file spans many batches, so a kill loses one batch, not the file."""
+    progress.planned(len(changed), sum(prepared.to_embed for prepared in changed))
     run = uuid.uuid4().hex
     for batch in _batches(changed, options.batch_chunks):
         report.chunks_embedded += _store_batch(collection, embedder, batch, run, progress)
-        report.files_indexed += len(batch)
+        report.files_indexed += sum(1 for *_, last in batch if last)
 
 
 def _open_collection(
@@ -399,48 +485,59 @@ def _under(source: str, prefixes: list[str]) -> bool:
     )
 
 
-def _batches(files: list[PreparedFile], batch_chunks: int) -> Iterator[list[PreparedFile]]:
-    """Whole files grouped into batches of about `batch_chunks` chunks."""
-    batch: list[PreparedFile] = []
+_Item = tuple[PreparedFile, int | None, Chunk | None, bool]  # (file, index, chunk, the file's last item)
+
+
+def _batches(files: list[PreparedFile], batch_chunks: int) -> Iterator[list[_Item]]:
+    """The chunks still to embed, in batches of `batch_chunks`, made as they are needed; a file with none
+    left still gets an item, so its stale rows are dropped."""
+    batch: list[_Item] = []
     for prepared in files:
-        batch.append(prepared)
-        if sum(len(item.chunks) for item in batch) >= batch_chunks:
-            yield batch
-            batch = []
+        if not prepared.to_embed:
+            batch.append((prepared, None, None, True))
+        else:
+            for index, chunk in enumerate(prepared.chunks()):
+                if index not in prepared.stored:
+                    batch.append((prepared, index, chunk, index == prepared.n_chunks - 1))
+                if len(batch) >= batch_chunks:
+                    yield batch
+                    batch = []
     if batch:
         yield batch
 
 
 def _store_batch(
-    collection: Collection, embedder: Embedder, batch: list[PreparedFile], run: str, progress: IngestProgress
+    collection: Collection, embedder: Embedder, batch: list[_Item], run: str, progress: IngestProgress
 ) -> int:
-    """Embed a batch of files and replace their rows; returns the number of chunks embedded."""
-    pairs = [(prepared, index, chunk) for prepared in batch for index, chunk in enumerate(prepared.chunks)]
-    vectors = embedder.embed_documents(
-        [embedding_text(chunk) for _, _, chunk in pairs], on_batch=progress.embedded
+    """Embed and add a batch of chunks, then drop the old rows of the files it completes; returns the
+    number of chunks embedded."""
+    items = [(prepared, index, chunk) for prepared, index, chunk, _ in batch if chunk is not None]
+    texts = [embedding_text(chunk) for _, _, chunk in items]
+    vectors = embedder.embed_documents(texts, on_batch=progress.embedded) if texts else []
+    collection.add([_row(*item, run, vector) for item, vector in zip(items, vectors, strict=True)])
+    finished = [prepared for prepared, _, _, last in batch if last]
+    collection.drop_stale([(done.source, done.file_hash, bool(done.stored)) for done in finished], run)
+    return len(items)
+
+
+def _row(prepared: PreparedFile, index: int, chunk: Chunk, run: str, vector) -> ChunkRow:
+    return ChunkRow(
+        source=prepared.source,
+        file_hash=prepared.file_hash,
+        chunk_index=index,
+        n_chunks=prepared.n_chunks,
+        heading=chunk.heading,
+        text=chunk.text,
+        search_text=keyword_text(prepared.facts, chunk),
+        tokens=chunk.tokens,
+        context_chars=chunk.context_chars,
+        joiner=chunk.joiner,
+        sections=compact_json([HEADING_SEPARATOR.join(path) for path in chunk.sections]),
+        links=compact_json(list(chunk.links)),
+        facts=compact_json(prepared.facts.to_dict()) if index == 0 else "",
+        run=run,
+        vector=vector,
     )
-    rows = [
-        ChunkRow(
-            source=prepared.source,
-            file_hash=prepared.file_hash,
-            chunk_index=index,
-            n_chunks=len(prepared.chunks),
-            heading=chunk.heading,
-            text=chunk.text,
-            search_text=keyword_text(prepared.facts, chunk),
-            tokens=chunk.tokens,
-            context_chars=chunk.context_chars,
-            joiner=chunk.joiner,
-            sections=compact_json([HEADING_SEPARATOR.join(path) for path in chunk.sections]),
-            links=compact_json(list(chunk.links)),
-            facts=compact_json(prepared.facts.to_dict()) if index == 0 else "",
-            run=run,
-            vector=vector,
-        )
-        for (prepared, index, chunk), vector in zip(pairs, vectors, strict=True)
-    ]
-    collection.replace_files(rows, [prepared.source for prepared in batch], run)
-    return len(rows)
 
 
 def embedding_text(chunk: Chunk) -> str:

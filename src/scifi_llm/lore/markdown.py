@@ -10,6 +10,7 @@ dropped, and callout and quote markers are removed from the text they mark.
 """
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -153,14 +154,15 @@ def title_from_path(relative_path: str) -> str:
     return " ".join(word[:1].upper() + word[1:] for word in words if word)
 
 
-def parse_document(text: str, relative_path: str) -> Document:
-    """Parse a Markdown or plain-text note into front matter, title and sections."""
+def parse_document(text: str, relative_path: str, title: str | None = None) -> Document:
+    """Parse a Markdown or plain-text note into front matter, title and sections (`title`, when given,
+    is the note's title: for a later piece of a long note, see `note_pieces`)."""
     fields, error, body = parse_front_matter(text)
     raw_sections = _split_by_headings(_COMMENT.sub("", body))
     opens_with_heading = len(raw_sections) > 1 and not "".join(raw_sections[0][2]).strip()
     first_heading = raw_sections[1][0][0] if opens_with_heading else None
     name = fields.get("name") or fields.get("title")
-    title = str(name).strip() if isinstance(name, str | int) and str(name).strip() else None
+    title = title or (str(name).strip() if isinstance(name, str | int) and str(name).strip() else None)
     title = title or first_heading or title_from_path(relative_path)
     sections, links = [], []
     for path, levels, lines in raw_sections:
@@ -172,6 +174,36 @@ def parse_document(text: str, relative_path: str) -> Document:
         if blocks:
             sections.append(Section(path, blocks, levels))
     return Document(title, fields, error, sections, links)
+
+
+def note_pieces(lines: Iterable[str], piece_chars: int) -> Iterator[str]:
+    """A long note's lines (each ending in a newline) as pieces of about `piece_chars` characters, so it
+    is never parsed whole: each piece ends just before a heading (or, after twice the size with no
+    heading, at a blank line), never inside a code fence or a comment, and opens with the heading lines
+    it sits under, so it parses to its sections with their full heading paths."""
+    piece: list[str] = []
+    size, in_fence, open_html, open_obsidian = 0, False, 0, False
+    stack: list[tuple[int, str]] = []  # the open headings: (level, line)
+    prefix: list[str] = []
+    for line in lines:
+        closed = not (in_fence or open_html or open_obsidian)
+        heading = _HEADING.match(line.rstrip("\n")) if closed else None
+        at_blank = not line.strip() and size >= 2 * piece_chars
+        if size >= piece_chars and closed and (heading or at_blank):
+            yield "".join(prefix + piece)
+            level = len(heading.group(1)) if heading else 7
+            prefix, piece, size = [text for depth, text in stack if depth < level], [], 0
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        open_html = max(0, open_html + line.count("<!--") - line.count("-->"))
+        open_obsidian ^= line.count("%%") % 2 == 1
+        if heading:
+            level = len(heading.group(1))
+            stack = [*(entry for entry in stack if entry[0] < level), (level, line)]
+        piece.append(line)
+        size += len(line)
+    if piece:
+        yield "".join(prefix + piece)
 
 
 def render_wikilinks(line: str) -> tuple[str, list[tuple[str, str]]]:

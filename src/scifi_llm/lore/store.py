@@ -70,6 +70,13 @@ class FileState:
     rows: int
     distinct_indices: int
     expected_chunks: int
+    indices: tuple[tuple[str, int], ...] = ()  # (file hash, chunk index) of every row
+
+    def stored(self, file_hash: str) -> frozenset[int]:
+        """The chunk indices already stored for this version of the file (what an interrupted ingest got
+        done); none when any is stored twice, as then the rows cannot be told apart."""
+        found = [index for digest, index in self.indices if digest == file_hash]
+        return frozenset(found) if len(found) == len(set(found)) else frozenset()
 
     def is_current(self, file_hash: str) -> bool:
         """True when the rows are exactly one complete copy of the file with this hash."""
@@ -240,22 +247,27 @@ class Collection:
                 rows=len(rows),
                 distinct_indices=len({(row["file_hash"], row["chunk_index"]) for row in rows}),
                 expected_chunks=max(row["n_chunks"] for row in rows),
+                indices=tuple((row["file_hash"], row["chunk_index"]) for row in rows),
             )
             for source, rows in grouped.items()
         }
 
-    def replace_files(self, chunks: Sequence[ChunkRow], sources: Iterable[str], run: str) -> None:
-        """Store new chunks written by ingest `run`, then delete every other row of their files.
-
-        These are two atomic commits. Between them a file holds its old and new rows; `FileState`
-        rejects that, so a crash there is repaired by the next ingest, whose own run id then tells
-        its rows from every leftover, even leftovers of the same content.
-        """
+    def add(self, chunks: Sequence[ChunkRow]) -> None:
+        """Store chunks (one atomic commit)."""
         if chunks:
             now = datetime.now(UTC).replace(microsecond=0)
             self.table.add([_as_record(chunk, now) for chunk in chunks])
+
+    def drop_stale(self, files: Sequence[tuple[str, str, bool]], run: str) -> None:
+        """Once files' new rows are all stored, delete their other rows (one commit). For each (source,
+        file hash, kept_earlier): the rows of other versions, and, unless rows of this version stored by
+        an earlier, interrupted ingest were kept, the rows of other runs. Until then a file holds old and
+        new rows; `FileState` rejects that, so a crash is repaired by the next ingest, which keeps what
+        was stored of the same version."""
         stale = " OR ".join(
-            f"(source = {sql_string(source)} AND run != {sql_string(run)})" for source in sources
+            f"(source = {sql_string(source)} AND "
+            + (f"file_hash != {sql_string(digest)})" if kept_earlier else f"run != {sql_string(run)})")
+            for source, digest, kept_earlier in files
         )
         if stale:
             self.table.delete(stale)
