@@ -4,13 +4,18 @@ A synthetic engine (its own process) streams 100 chunks at a fixed pace, so any 
 proxy's own cost. Three paths: direct, proxy with lore off, proxy with lore on (minilm, the example
 world). For each: time to first chunk and the gap between chunks, p50/p99, at concurrency 1 and 32.
 Then a load run: 1,000 streamed requests at concurrency 32 through the proxy (lore on), counting errors,
-truncated streams and history rows.
+truncated streams and history rows. Then an abuse run: 200 normal streamed requests at concurrency 8,
+alone and again while 30 requests with a 3.9 MB message arrive at once; every normal request must get
+its lore, its TTFT p99 stay within 2x of the run alone, and the proxy's memory grow by at most 200 MB.
 
-    python perf/proxy_bench.py                # about 2 minutes
-    python perf/proxy_bench.py --large        # lore from a 10,000-chunk world (about 8 minutes)
+    python perf/proxy_bench.py                # about 3 minutes
+    python perf/proxy_bench.py --large        # lore from a 10,000-chunk world (about 9 minutes)
+    python perf/proxy_bench.py --overhead     # side by side with ../shared/bench/proxy_overhead.py:
+                                              # its noise floor, our proxy (lore off, on), and LiteLLM
+                                              # (--litellm: perf/.litellm, created when missing)
     python perf/proxy_bench.py --serve-engine PORT [--pace S]   # (internal) run the synthetic engine
 
-Writes perf/results/proxy_bench.json and a line in perf/RESULTS.md.
+Writes perf/results/proxy_bench.json (or proxy_overhead.json) and a line in perf/RESULTS.md.
 """
 
 import argparse
@@ -25,6 +30,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from subprocess import PIPE
 
 import httpx
 
@@ -93,16 +99,17 @@ def wait_healthy(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-async def one_request(client: httpx.AsyncClient, url: str, lore: bool | None) -> dict:
-    """Stream one chat completion; returns TTFT, inter-chunk gaps, chunk count and completeness."""
-    body = {"model": "synthetic", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+async def one_request(client: httpx.AsyncClient, url: str, lore: bool | None, prompt: str = PROMPT) -> dict:
+    """Stream one chat completion; returns TTFT, inter-chunk gaps, chunk count, completeness and the
+    lore sources the proxy named."""
+    body = {"model": "synthetic", "stream": True, "messages": [{"role": "user", "content": prompt}]}
     if lore is not None:
         body["lore"] = {"enabled": lore}
     started = time.perf_counter()
-    stamps, done, status = [], False, 0
+    stamps, done, status, sources = [], False, 0, ""
     try:
         async with client.stream("POST", f"{url}/chat/completions", json=body) as response:
-            status = response.status_code
+            status, sources = response.status_code, response.headers.get("x-lore-sources", "")
             async for line in response.aiter_lines():
                 if line.startswith("data: {") and '"content"' in line:
                     stamps.append(time.perf_counter())
@@ -116,6 +123,7 @@ async def one_request(client: httpx.AsyncClient, url: str, lore: bool | None) ->
         "chunks": len(stamps),
         "complete": done and len(stamps) == CHUNKS,
         "status": status,
+        "sources": sources,
     }
 
 
@@ -151,6 +159,156 @@ def summarize(results: list[dict]) -> dict:
     }
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory, in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
+
+
+async def abuse_run(url: str, pid: int, huge_requests: int = 30, huge_mb: float = 3.9) -> dict:
+    """200 normal streamed requests at concurrency 8, alone, then while `huge_requests` requests with a
+    `huge_mb` message arrive at once (sent by a process of their own, so sending them does not stall
+    this one's clock); the goal: lore for every normal request, TTFT p99 within 2x of the run alone,
+    the proxy's memory up by at most 200 MB."""
+    alone = summarize(await run_load(url, True, 200, 8))
+    rss_before = rss_mb(pid)
+    command = [sys.executable, __file__, "--flood", url, "--flood-requests", str(huge_requests)]
+    flooding = await asyncio.create_subprocess_exec(*command, "--flood-mb", str(huge_mb), stdout=PIPE)
+    normal = await run_load(url, True, 200, 8)
+    statuses = json.loads((await flooding.communicate())[0])
+    rss_after = rss_mb(pid)
+    during = summarize(normal)
+    return {
+        "alone": alone,
+        "during_abuse": during,
+        "normal_without_lore": sum(1 for result in normal if not result["sources"]),
+        "huge_requests": huge_requests,
+        "huge_mb": huge_mb,
+        "huge_answered": statuses.count(200),
+        "ttft_p99_ratio": round(during["ttft"]["p99_ms"] / alone["ttft"]["p99_ms"], 2),
+        "proxy_rss_growth_mb": round(rss_after - rss_before, 1),
+    }
+
+
+async def send_flood(url: str, requests: int, megabytes: float) -> list[int]:
+    """`requests` requests at once, each with a `megabytes` MB message; their statuses."""
+    chapter = "The corridor hums and the lamps gutter. " * int(megabytes * 2**20 / 40)
+    message = {"role": "user", "content": chapter}
+    body = json.dumps({"model": "synthetic", "stream": True, "messages": [message]}).encode()
+    async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=requests)) as client:
+        return await asyncio.gather(*(flood(client, url, body) for _ in range(requests)))
+
+
+TOOL = ROOT.parent / "shared" / "bench" / "proxy_overhead.py"
+LITELLM = ROOT / "perf" / ".litellm"
+OVERHEAD_JSON = ROOT / "perf" / "results" / "proxy_overhead.json"
+OVERHEAD_HEADER = (
+    "| date | side | c=1 first chunk | c=1 whole stream | c=32 first chunk | c=32 whole stream "
+    "| proxy CPU per request, c=1 |"
+)
+
+
+def overhead(tool: Path, workspace: Path, with_litellm: bool) -> dict:
+    """The shared tool's figures, one side after another in one sitting: its noise floor, our proxy with
+    lore off and on, and LiteLLM when asked for."""
+    upstream_port, proxy_port = free_port(), free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}"
+    sides = {"noise floor": measure(tool, upstream_port, upstream, None, None)}
+    proxy = start_proxy(workspace, f"{upstream}/v1", proxy_port)
+    try:
+        wait_healthy(f"http://127.0.0.1:{proxy_port}/health")
+        asyncio.run(run_load(f"http://127.0.0.1:{proxy_port}/v1", True, 1, 1))  # waits for the embedder
+        url = f"http://127.0.0.1:{proxy_port}"
+        sides["scifi-llm, lore off"] = measure(
+            tool, upstream_port, url, proxy.pid, {"lore": {"enabled": False}}
+        )
+        sides["scifi-llm, lore on"] = measure(tool, upstream_port, url, proxy.pid, {})
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+    if with_litellm:
+        sides["LiteLLM"] = measure_litellm(tool, upstream_port)
+    return sides
+
+
+def measure(
+    tool: Path, upstream_port: int, url: str, pid: int | None, extra: dict | None, key="sk-none"
+) -> dict:
+    """One run of the shared tool against `url`; the added p50s and the proxy's CPU per request."""
+    command = [sys.executable, str(tool), "--upstream-port", str(upstream_port), "--proxy-url", url]
+    command += ["--model", "fake-model", "--prompt", PROMPT, "--proxy-api-key", key, "--conc", "1,32"]
+    command += ["--proxied-extra", json.dumps(extra)] if extra is not None else []
+    command += ["--proxy-pid", str(pid)] if pid else []
+    report = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    figures = {}
+    for concurrency, result in report["results"].items():
+        added = result["added_ms"]
+        figures[f"c{concurrency}_first_chunk_ms"] = added["ttft_ms"]["p50"]
+        figures[f"c{concurrency}_whole_stream_ms"] = added["total_ms"]["p50"]
+        figures[f"c{concurrency}_errors"] = result["proxied"]["errors"]
+        cpu = result["proxied"]["cpu_s"].get("proxy")
+        figures[f"c{concurrency}_proxy_cpu_ms"] = (
+            round(cpu / result["proxied"]["n"] * 1000, 1) if cpu else None
+        )
+    return figures
+
+
+def measure_litellm(tool: Path, upstream_port: int) -> dict:
+    """LiteLLM (one worker) in front of the same fake upstream, from its own virtualenv."""
+    if not (LITELLM / "bin" / "litellm").exists():
+        print("creating perf/.litellm with litellm[proxy] (a few minutes)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM)], check=True)
+        subprocess.run([LITELLM / "bin" / "pip", "install", "-q", "litellm[proxy]"], check=True)
+    config = (
+        (tool.parent / "litellm.yaml").read_text().replace("127.0.0.1:18201", f"127.0.0.1:{upstream_port}")
+    )
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+        handle.write(config)
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+    command = [
+        LITELLM / "bin" / "litellm",
+        "--config",
+        handle.name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    litellm = subprocess.Popen(
+        [*command, "--num_workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health/liveliness", timeout=300)
+        return measure(
+            tool, upstream_port, f"http://127.0.0.1:{port}", litellm.pid, None, "sk-anchor-local-only"
+        )
+    finally:
+        litellm.terminate()
+        litellm.wait(timeout=30)
+        Path(handle.name).unlink()
+
+
+def record_overhead(sides: dict) -> None:
+    """The side-by-side figures: proxy_overhead.json and rows of perf/RESULTS.md."""
+    date = datetime.now(UTC).strftime("%Y-%m-%d")
+    atomic_write_text(OVERHEAD_JSON, json.dumps({"date": date, "sides": sides}, indent=1) + "\n")
+    for side, figures in sides.items():
+        keys = ("c1_first_chunk_ms", "c1_whole_stream_ms", "c32_first_chunk_ms", "c32_whole_stream_ms")
+        cells = [f"{figures[key]:+.1f} ms" for key in keys]
+        cpu = figures["c1_proxy_cpu_ms"]
+        add_table_row(OVERHEAD_HEADER, f"| {date} | {side} | {' | '.join(cells)} | {cpu or '–'} ms |")
+
+
+async def flood(client: httpx.AsyncClient, url: str, body: bytes) -> int:
+    """One request with an already encoded (huge) body, read to the end; its status."""
+    headers = {"content-type": "application/json"}
+    async with client.stream("POST", f"{url}/chat/completions", content=body, headers=headers) as response:
+        async for _ in response.aiter_bytes():
+            pass
+        return response.status_code
+
+
 def start_proxy(workspace: Path, engine_url: str, port: int) -> subprocess.Popen:
     env = {
         **os.environ,
@@ -168,11 +326,19 @@ def main() -> None:
     )
     parser.add_argument("--serve-engine", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pace", type=float, default=CHUNK_PACE_S, help=argparse.SUPPRESS)
+    parser.add_argument("--flood", help=argparse.SUPPRESS)
+    parser.add_argument("--flood-requests", type=int, default=30, help=argparse.SUPPRESS)
+    parser.add_argument("--flood-mb", type=float, default=3.9, help=argparse.SUPPRESS)
     parser.add_argument("--load-requests", type=int, default=1000)
     parser.add_argument("--large", action="store_true", help="lore from a 10,000-chunk world (+6 minutes)")
+    parser.add_argument("--overhead", action="store_true", help="side by side with the shared tool")
+    parser.add_argument("--litellm", action="store_true", help="with --overhead: LiteLLM's row too")
+    parser.add_argument("--tool", type=Path, default=TOOL, help="the shared proxy_overhead.py")
     args = parser.parse_args()
     if args.serve_engine:
         return serve_engine(args.serve_engine, args.pace)
+    if args.flood:
+        return print(json.dumps(asyncio.run(send_flood(args.flood, args.flood_requests, args.flood_mb))))
     results: dict = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "chunks_per_stream": CHUNKS,
@@ -191,6 +357,10 @@ def main() -> None:
 
             build_large_corpus(workspace / "lore" / "more", 40)
         run("--workspace", str(workspace), "lore", "ingest", "--embedding-model", "minilm")
+        if args.overhead:
+            if not args.tool.exists():
+                raise SystemExit(f"{args.tool} not found: give the shared proxy_overhead.py with --tool")
+            return record_overhead(overhead(args.tool, workspace, args.litellm))
         results["lore_chunks"] = json.loads(
             subprocess.run(
                 [
@@ -237,6 +407,8 @@ def main() -> None:
             load["history_rows_added"] = rows - stats_before
             results["load"] = load
             print("load", json.dumps(load), flush=True)
+            results["abuse"] = asyncio.run(abuse_run(proxy_url, proxy.pid))
+            print("abuse", json.dumps(results["abuse"]), flush=True)
         finally:
             for child in (proxy, engine):
                 child.terminate()
@@ -264,6 +436,12 @@ def append_summary(results: dict) -> None:
     parts.append(
         f"load {load['requests']} req @32: {load['errors']} errors, {load['truncated']} truncated, "
         f"{load['history_rows_added']} history rows"
+    )
+    abuse = results["abuse"]
+    parts.append(
+        f"abuse ({abuse['huge_requests']} x {abuse['huge_mb']} MB during 200 normal @8): "
+        f"{abuse['normal_without_lore']} normal without lore, TTFT p99 x{abuse['ttft_p99_ratio']} of alone, "
+        f"proxy RSS +{abuse['proxy_rss_growth_mb']:.0f} MB"
     )
     command = "python perf/proxy_bench.py" + (" --large" if results["lore_chunks"] > 1000 else "")
     parts.insert(0, f"{results['lore_chunks']} lore chunks")

@@ -76,7 +76,8 @@ def _chunk(text: str) -> str:
 
 class FaultyEngine:
     """A fake engine whose behaviour is picked by the request's model name: cut, hang, slow, stall,
-    open (the last event left without its blank line), or an error: busy (429), refuse (400), crash (500).
+    open (the last event left without its blank line), flood (4 MB as fast as it can), or an error: busy
+    (429), refuse (400), crash (500).
     """
 
     def __init__(self) -> None:
@@ -104,6 +105,8 @@ class FaultyEngine:
             return StreamingResponse(self._stall(), media_type="text/event-stream")
         if behaviour == "open":
             return StreamingResponse(self._open(), media_type="text/event-stream")
+        if behaviour == "flood":
+            return StreamingResponse(self._flood(), media_type="text/event-stream")
         if behaviour == "cut":
             return StreamingResponse(self._cut(), media_type="text/event-stream")
         if behaviour == "slow":
@@ -119,6 +122,11 @@ class FaultyEngine:
         yield _chunk("one ")
         yield _chunk("two ")
         await asyncio.sleep(3600)
+
+    async def _flood(self):
+        for index in range(400):
+            yield _chunk(f"{index:04d}" + "x" * 10_000)
+        yield "data: [DONE]\n\n"
 
     async def _open(self):
         yield _chunk("one ")

@@ -240,3 +240,15 @@ def test_a_search_whose_request_gave_up_is_never_run(example_workspace, monkeypa
     answers = asyncio.run(one_gives_up())
     assert all(answer.results for answer in answers)
     assert [query for batch in searched for query in batch] == ["Who is Elena Voss?", "the Lark"]
+
+
+def test_a_slow_reader_gets_a_fast_engines_whole_stream_in_order(proxy):
+    """The proxy stops reading from the engine while a slow client lags megabytes behind, then goes on."""
+    faulty = FaultyEngine()
+    with serve_in_thread(faulty.app, free_port()) as engine_url, proxy(f"{engine_url}/v1") as url:
+        body = {"model": "flood", "stream": True, "messages": USER, "lore": {"enabled": False}}
+        with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=60) as response:
+            time.sleep(1.0)  # the engine has sent everything; the proxy holds what the client has not read
+            events = [line for line in response.iter_lines() if line.startswith("data:")]
+    contents = [json.loads(event[6:])["choices"][0]["delta"]["content"][:4] for event in events[:-1]]
+    assert contents == [f"{index:04d}" for index in range(400)] and events[-1] == "data: [DONE]"

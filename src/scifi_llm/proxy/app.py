@@ -7,6 +7,7 @@ event at the end of a stream that breaks off.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -40,6 +41,10 @@ from scifi_llm.proxy.validate import BadRequest, lore_options, parse_chat, read_
 from scifi_llm.tokens import count_tokens
 
 log = logging.getLogger("scifi_llm.proxy")
+LARGE_BODY_BYTES = 256 * 1024
+LARGE_BODY_PAUSE_S = 0.02
+LONG_QUERY_CHARS = 1000
+_ANY = contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -125,11 +130,15 @@ class LoreService:
         return await question.answer
 
     async def _answer_waiting(self) -> None:
+        """Search for the waiting questions: all the short ones together, and a long one (a pasted
+        chapter's end) alone when no short one waits, so long queries never slow the others' batch."""
         while self._waiting:
-            batch = [question for question in self._waiting if not question.answer.done()]
-            self._waiting = []  # a request that gave up waiting is not searched for
+            waiting = [question for question in self._waiting if not question.answer.done()]
+            short = [question for question in waiting if len(question.request.query) <= LONG_QUERY_CHARS]
+            batch = short or waiting[:1]
+            self._waiting = [question for question in waiting if question not in batch]
             if not batch:
-                continue
+                continue  # every request that was waiting gave up: none is searched for
             outcomes = await asyncio.to_thread(self._search_batch, batch)
             for question, outcome in zip(batch, outcomes, strict=True):
                 if question.answer.done():  # the request gave up waiting while its search ran
@@ -264,6 +273,7 @@ class _ProxyState:
             "budget_tokens": settings.budget_tokens,
         }
         self._default_model: str | None = None
+        self._large = asyncio.Semaphore(1)
 
     async def chat(self, receive, send) -> None:
         """One chat request as a plain ASGI exchange, abandoned the moment the client leaves.
@@ -273,12 +283,12 @@ class _ProxyState:
         """
         reply = Reply(send)
         try:
-            body = parse_chat(await read_body(receive, self.settings.max_body_bytes))
+            raw = await read_body(receive, self.settings.max_body_bytes)
         except BadRequest as exc:
             return await reply.error(exc.status, str(exc), "invalid_request_error", exc.param)
         except ConnectionAbortedError:
             return
-        answer = asyncio.create_task(self._answer(body, reply))
+        answer = asyncio.create_task(self._answer(raw, reply))
         gone = asyncio.create_task(_client_gone(receive))
         await asyncio.wait((answer, gone), return_when=asyncio.FIRST_COMPLETED)
         if not answer.done():
@@ -290,17 +300,27 @@ class _ProxyState:
             if not gone.done() or gone.cancelled():
                 raise  # cancelled from outside (the server is shutting down), not by the client leaving
 
-    async def _answer(self, body: dict, reply: Reply) -> None:
-        """Retrieve, inject, forward and relay; whatever happens, the request is counted and recorded."""
+    async def _answer(self, raw: bytes, reply: Reply) -> None:
+        """Check, retrieve, inject, forward and relay; whatever happens, the request is counted and
+        recorded."""
         started = time.perf_counter()
         record, hits = RequestRecord(), []
         try:
-            options = lore_options(body.pop("lore", None), self.lore_defaults)
-            body["messages"], hits = await self._with_lore(body["messages"], options, record)
-            if "model" not in body:
-                body["model"] = await self._model()
+            # A large body takes tens of milliseconds of parsing, hashing and encoding, all holding the
+            # event loop: large ones are prepared one at a time, with pauses between the steps, so a
+            # flood of them takes at most about half of the loop and delays the others by a step.
+            large = len(raw) > LARGE_BODY_BYTES
+            async with self._large if large else _ANY:
+                body = parse_chat(raw)
+                await _pause(large)
+                options = lore_options(body.pop("lore", None), self.lore_defaults)
+                body["messages"], hits = await self._with_lore(body["messages"], options, record)
+                if "model" not in body:
+                    body["model"] = await self._model()
+                payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+                await _pause(large)
             record.added_ms = round((time.perf_counter() - started) * 1000, 2)
-            await self.engines.chat(body, reply, record, _lore_headers(record))
+            await self.engines.chat(payload, bool(body.get("stream")), reply, record, _lore_headers(record))
         except BadRequest as exc:
             record.status = exc.status
             await reply.error(exc.status, str(exc), "invalid_request_error", exc.param)
@@ -428,6 +448,12 @@ class _ProxyState:
                 "rows": self.history.count() if self.history else 0,
             },
         }
+
+
+async def _pause(large: bool) -> None:
+    """Let the other requests run between the steps of a large one."""
+    if large:
+        await asyncio.sleep(LARGE_BODY_PAUSE_S)
 
 
 async def _client_gone(receive) -> None:

@@ -166,8 +166,10 @@ def _user_keys(messages: list[dict]) -> list[tuple[int, str]]:
     digest = hashlib.sha256()
     keys = []
     for index, message in enumerate(messages):
-        digest.update(json.dumps([message.get("role"), message.get("content")], sort_keys=True).encode())
-        digest.update(b"\x00")
+        content = message.get("content")
+        text = f"s{content}" if isinstance(content, str) else f"j{json.dumps(content, sort_keys=True)}"
+        digest.update(json.dumps(message.get("role")).encode() + b"\x00")
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\x00")  # no json.dumps of a whole chapter
         if message.get("role") == "user":
             keys.append((index, digest.copy().hexdigest()))
     return keys

@@ -49,6 +49,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.status, self.headers, self.body = 0, {}, []
         self.buffered, self.headers_done, self.complete, self.error = 0, False, False, None
+        self.keep_alive = False
         if self._paused:
             self._paused = False
             self.transport.resume_reading()
@@ -87,7 +88,7 @@ class _Connection(asyncio.Protocol):
         self.buffered += len(body)
 
     def on_message_complete(self) -> None:
-        self.complete = True
+        self.complete, self.keep_alive = True, self.parser.should_keep_alive()  # only known right here
 
     async def wait(self) -> None:
         """Until more of the answer (or its end, or a failure) arrives."""
@@ -145,8 +146,7 @@ class EngineResponse:
         connection = self._connection
         if release is None:
             return
-        finished = connection.complete and not connection.body and not connection.closed
-        if finished and connection.parser.should_keep_alive():
+        if connection.complete and connection.keep_alive and not connection.body and not connection.closed:
             return release(connection)
         connection.close()
 

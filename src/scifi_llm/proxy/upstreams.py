@@ -21,13 +21,11 @@ from dataclasses import dataclass
 import httpx
 
 from scifi_llm.openai_client import error_payload, sse_event
+from scifi_llm.proxy.engine_http import EngineClient, EngineDropped, EngineResponse, EngineUnreachable
 from scifi_llm.proxy.metrics import RequestRecord
 
 log = logging.getLogger("scifi_llm.proxy")
 
-# A pooled keep-alive connection the engine closed just as it was reused fails like this, before any
-# byte of the answer: the request never reached the engine, so it is sent once more.
-_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 _PASSED_HEADERS = ("content-type", "retry-after")
 
 
@@ -137,73 +135,76 @@ class Reply:
 
 
 class Engines:
-    """The pool of engines and the one HTTP client that talks to them."""
+    """The pool of engines, the lean client that relays chat requests, and httpx for the rest."""
 
     def __init__(self, urls: list[str], timeouts: Timeouts = Timeouts()) -> None:
         self.pool = UpstreamPool(urls)
         self.timeouts = timeouts
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=timeouts.connect_s),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-        )
+        self.chat_client = EngineClient(timeouts.connect_s)
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=timeouts.connect_s))
 
-    async def chat(self, body: dict, reply: Reply, record: RequestRecord, headers: list[tuple[bytes, bytes]]):
-        """Send a chat request to an engine and relay its answer to `reply`; `record` gets the status."""
+    async def chat(self, payload: bytes, stream: bool, reply: Reply, record: RequestRecord, headers):
+        """Send a chat request (its JSON `payload`) to an engine and relay the answer to `reply`; `record`
+        gets the status."""
         with self.pool.lease() as upstream:
-            request = self.client.build_request("POST", f"{upstream.url}/chat/completions", json=body)
-            stream = bool(body.get("stream"))
+            url = f"{upstream.url}/chat/completions"
             try:
-                await self._relay(request, stream, reply, record, headers)
+                await self._relay(url, payload, stream, reply, record, headers)
             except asyncio.CancelledError:
-                record.status = 499  # the client left; closing the engine's response cancelled its work
+                record.status = 499  # the client left; closing the engine's connection cancelled its work
                 raise
-            except (httpx.HTTPError, TimeoutError) as exc:
+            except (EngineUnreachable, EngineDropped, TimeoutError) as exc:
                 await self._failed(upstream, exc, reply, record)
             else:
                 self.pool.succeeded(upstream)
 
-    async def _relay(self, request, stream: bool, reply: Reply, record: RequestRecord, headers) -> None:
+    async def _relay(self, url: str, payload: bytes, stream: bool, reply: Reply, record, headers) -> None:
         loop, sent = asyncio.get_running_loop(), time.perf_counter()
         response = None
         try:
             async with asyncio.timeout(
                 self.timeouts.first_byte_s if stream else self.timeouts.answer_s
             ) as clock:
-                response = await self._send(request)
-                if not stream or response.status_code >= 400:
-                    content = await response.aread()
+                response = await self._send(url, payload)
+                if not stream or response.status >= 400:
+                    content = await response.read()
                     record.upstream_ttft_ms = round((time.perf_counter() - sent) * 1000, 2)
-                    record.status = response.status_code
-                    return await reply.whole(response.status_code, content, [*_passed(response), *headers])
+                    record.status = response.status
+                    return await reply.whole(response.status, content, [*_passed(response), *headers])
                 await reply.start(200, [(b"content-type", b"text/event-stream"), *headers])
                 record.status, tail = 200, b""
-                async for chunk in response.aiter_raw():
+                async for chunk in response.chunks():
                     clock.reschedule(loop.time() + self.timeouts.idle_s)
                     if record.upstream_ttft_ms is None:
                         record.upstream_ttft_ms = round((time.perf_counter() - sent) * 1000, 2)
-                    tail = (tail + chunk)[-64:]
+                    tail = chunk[-64:] if len(chunk) >= 64 else (tail + chunk)[-64:]
                     await reply.write(chunk)
                 closing = _event_end(tail) + (b"" if b"[DONE]" in tail else b"data: [DONE]\n\n")
                 await reply.write(closing, more=False)
         finally:
             if response is not None:
-                await response.aclose()
+                response.close()
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    async def _send(self, url: str, payload: bytes) -> EngineResponse:
         try:
-            return await self.client.send(request, stream=True)
-        except _DROPPED as exc:
-            log.info("the engine dropped a connection before answering (%s); sending once more", exc)
-            return await self.client.send(request, stream=True)
+            return await self.chat_client.post(url, payload)
+        except EngineDropped as exc:
+            if not exc.reused:
+                raise
+            # The engine closed a kept-alive connection just as it was reused: the request never reached
+            # it. Once more, on a new connection; the engine is not set aside for that.
+            log.info("the engine closed a kept-alive connection as it was reused; sending once more")
+            return await self.chat_client.post(url, payload, fresh=True)
 
     async def _failed(self, upstream: Upstream, exc: Exception, reply: Reply, record: RequestRecord) -> None:
         """The engine could not be reached, broke off or went silent: our own error, without its address."""
-        timed_out = isinstance(exc, TimeoutError | httpx.TimeoutException)
+        timed_out = isinstance(exc, TimeoutError)
         record.status = 504 if timed_out else 502
         if timed_out:
             what = "went silent" if reply.started else "did not answer in time"
         else:
-            what = "broke off the stream" if reply.started else f"is unreachable ({type(exc).__name__})"
+            what = "broke off the stream" if reply.started else "closed the connection without answering"
+            what = "is unreachable" if isinstance(exc, EngineUnreachable) else what
         log.warning("engine %s %s: %r", upstream.url, what, exc)
         if not reply.started:  # a stream that breaks off says nothing about the engine's health
             self.pool.failed(upstream)
@@ -234,10 +235,11 @@ class Engines:
 
     async def aclose(self) -> None:
         """Close the connections."""
+        self.chat_client.close()
         await self.client.aclose()
 
 
-def _passed(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+def _passed(response: EngineResponse) -> list[tuple[bytes, bytes]]:
     """The engine's headers a client needs: its content type and `Retry-After`."""
     found = response.headers
     return [
