@@ -252,3 +252,13 @@ def test_a_slow_reader_gets_a_fast_engines_whole_stream_in_order(proxy):
             events = [line for line in response.iter_lines() if line.startswith("data:")]
     contents = [json.loads(event[6:])["choices"][0]["delta"]["content"][:4] for event in events[:-1]]
     assert contents == [f"{index:04d}" for index in range(400)] and events[-1] == "data: [DONE]"
+
+
+def test_which_addresses_are_exposed_and_which_host_names_a_bound_proxy_accepts():
+    from scifi_llm.proxy.guard import host_names, is_exposed
+
+    assert not any(is_exposed(host) for host in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
+    assert all(is_exposed(host) for host in ("0.0.0.0", "192.168.1.20", "gpu-box.local"))
+    assert host_names("127.0.0.1") == {"127.0.0.1", "localhost", "::1"}
+    assert host_names("192.168.1.20", ["novel-box"]) == {"192.168.1.20", "novel-box"}
+    assert host_names("0.0.0.0") is None  # every address: the key is the guard, and `proxy` warns without one
