@@ -163,6 +163,18 @@ def test_a_crash_between_storing_and_deleting_is_repaired(workspace, minilm):
     assert_consistent(stored(workspace))
 
 
+def kill_after_commits(command: list[str], env: dict, workspace, commits: int = 3) -> None:
+    """Run an ingest and SIGKILL it once its table has `commits` versions (it must still be running)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    table_dir = workspace.index_dir / "scifi_world.lance"
+    deadline = time.monotonic() + 120
+    while _versions(table_dir) < commits and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert process.poll() is None, "ingest finished before it could be killed; it needs more chunks"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def _versions(table_dir) -> int:
     versions = table_dir / "_versions"
     return len(list(versions.iterdir())) if versions.is_dir() else 0
@@ -184,16 +196,7 @@ def test_kill_9_in_the_middle_of_an_ingest_then_ingest_again(tmp_path):
         "--json",
     ]
     small_chunks = {**os.environ, "SCIFI_LLM_LORE__CHUNK_TOKENS": "60"}  # several batches to kill between
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=small_chunks
-    )
-    table_dir = workspace.index_dir / "scifi_world.lance"
-    deadline = time.monotonic() + 120
-    while _versions(table_dir) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert process.poll() is None, "ingest finished before it could be killed; the test needs more lore"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_after_commits(command, small_chunks, workspace)
     partial = stored(workspace).count()
     resumed = subprocess.run(command, capture_output=True, text=True, check=True, env=small_chunks)
     assert '"files_unchanged": 0' not in resumed.stdout, "nothing of the first run survived the kill"
@@ -381,14 +384,7 @@ def test_a_large_note_is_stored_in_batches_and_a_killed_ingest_resumes_where_it_
     command = [sys.executable, "-m", "scifi_llm", "--workspace", str(workspace.root), "lore", "ingest"]
     command += ["--embedding-model", "minilm", "--json"]
     small = {**os.environ, "SCIFI_LLM_LORE__CHUNK_TOKENS": "60"}
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=small)
-    table_dir = workspace.index_dir / "scifi_world.lance"
-    deadline = time.monotonic() + 120
-    while _versions(table_dir) < 3 and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert process.poll() is None, "ingest finished before it could be killed; the note needs more chunks"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    kill_after_commits(command, small, workspace)
     kept = stored(workspace).count()
     resumed = json.loads(subprocess.run(command, capture_output=True, check=True, env=small).stdout)
     collection = stored(workspace)

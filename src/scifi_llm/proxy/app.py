@@ -1,9 +1,11 @@
 """The lore proxy: an OpenAI-compatible server that adds the relevant lore to every chat request.
 
 Requests stream through chunk by chunk. Lore retrieval never takes a request down: when it fails or is
-too slow, the request goes on without lore, and the log and /stats say so. Engine failures come back
-in OpenAI's error shape: 502 when the engine is down or fails, 504 when it is too slow, and an error
-event at the end of a stream that breaks off.
+too slow, the request goes on without lore, and the log and /stats say so. The engine's own answers,
+errors included, come back unchanged; when the engine cannot be reached the answer is a 502, when it
+stays silent a 504, and a stream that breaks off or stalls ends with an error event (`upstreams.py`).
+Every request has a bounded cost: its body is counted as it arrives (`validate.py`), its lore search
+reads a bounded query, and large bodies take their turn (`_ProxyState._answer`).
 """
 
 import asyncio
