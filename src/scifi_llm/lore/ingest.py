@@ -226,8 +226,10 @@ def _prepare_in_pieces(
             report.warnings.append((lore_file.source, warning))
         title = title or document.title
         count += len(chunk_document(document, options.chunk_tokens, options.chunk_overlap))
-        piece_facts = note_facts(document)
-        facts = piece_facts if facts is None else (facts.add(piece_facts) or facts)
+        if facts is None:
+            facts = note_facts(document)
+        else:
+            facts.add(note_facts(document))
     if not count:
         report.skipped.append((lore_file.source, "no text to index (headings only)"))
         return None
@@ -430,7 +432,7 @@ _LARGE_NOTE = (
 
 
 def _large_note_bytes(files: list[LoreFile]) -> float:
-    """The size above which a note is far larger than usual: 1 MB, or 50 times the median note."""
+    """The size above which a note is far larger than usual: 50 times the median note, and at least 1 MB."""
     sizes = sorted(lore_file.path.stat().st_size for lore_file in files)
     return max(2**20, 50 * sizes[(len(sizes) - 1) // 2]) if sizes else float("inf")
 
