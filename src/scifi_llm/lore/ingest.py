@@ -216,20 +216,16 @@ def _prepare_in_pieces(
         if looks_binary(handle.read(8192)):
             report.skipped.append((lore_file.source, "binary file (not text)"))
             return None
-    encoding = _stream_encoding(lore_file.path)
-    if encoding not in ("utf-8", "utf-8-sig"):
+    for encoding in ("utf-8-sig", "cp1252", "latin-1"):  # as `read_text` chooses, found while counting
+        try:
+            title, facts, count, front_matter_error = _count_pieces(lore_file, encoding, options)
+            break
+        except UnicodeDecodeError:
+            continue
+    if encoding != "utf-8-sig":
         report.warnings.append((lore_file.source, f"not valid UTF-8, decoded as {encoding}"))
-    title, facts, count = None, None, 0
-    for document in _piece_documents(lore_file, encoding):
-        if document.front_matter_error and facts is None:
-            warning = f"{document.front_matter_error}; indexed as plain text"
-            report.warnings.append((lore_file.source, warning))
-        title = title or document.title
-        count += len(chunk_document(document, options.chunk_tokens, options.chunk_overlap))
-        if facts is None:
-            facts = note_facts(document)
-        else:
-            facts.add(note_facts(document))
+    if front_matter_error:
+        report.warnings.append((lore_file.source, f"{front_matter_error}; indexed as plain text"))
     if not count:
         report.skipped.append((lore_file.source, "no text to index (headings only)"))
         return None
@@ -250,17 +246,20 @@ def _piece_documents(lore_file: LoreFile, encoding: str, title: str | None = Non
             yield document
 
 
-def _stream_encoding(path: Path) -> str:
-    """The encoding a long file decodes with, as `read_text` would choose it, read in blocks."""
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            with path.open(encoding=encoding) as handle:
-                while handle.read(2**20):
-                    pass
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    return "latin-1"
+def _count_pieces(
+    lore_file: LoreFile, encoding: str, options: IngestOptions
+) -> tuple[str, NoteFacts | None, int, str | None]:
+    """A long note's title, facts gathered over all its pieces, chunk count, and front matter error."""
+    title, facts, count, front_matter_error = None, None, 0, None
+    for document in _piece_documents(lore_file, encoding):
+        front_matter_error = front_matter_error if facts else document.front_matter_error
+        title = title or document.title
+        count += len(chunk_document(document, options.chunk_tokens, options.chunk_overlap))
+        if facts is None:
+            facts = note_facts(document)
+        else:
+            facts.add(note_facts(document))
+    return title, facts, count, front_matter_error
 
 
 def ingest(

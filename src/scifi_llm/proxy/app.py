@@ -396,7 +396,7 @@ class _ProxyState:
 
     def _finish(self, record: RequestRecord, hits: list[Hit]) -> None:
         """Count the request and write its history row."""
-        self.metrics.observe(record, sum(count_tokens(hit.text) for hit in hits))
+        self.metrics.observe(record, sum(hit.tokens for hit in hits))
         if self.history:
             self.history.add(
                 record.query,

@@ -34,7 +34,7 @@ class Guard:
         allowed_hosts: Iterable[str] = (),
     ) -> None:
         self.app, self.max_body_bytes = app, max_body_bytes
-        self.key = f"{api_key}".encode() if api_key else None
+        self.key = api_key.encode() if api_key else None
         self.hosts = host_names(bind_host, allowed_hosts)
         self.origins = frozenset(origin.rstrip("/").encode() for origin in allowed_origins)
 
