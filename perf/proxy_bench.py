@@ -5,14 +5,17 @@ proxy's own cost. Three paths: direct, proxy with lore off, proxy with lore on (
 world). For each: time to first chunk and the gap between chunks, p50/p99, at concurrency 1 and 32.
 Then a load run: 1,000 streamed requests at concurrency 32 through the proxy (lore on), counting errors,
 truncated streams and history rows. Then an abuse run: 200 normal streamed requests at concurrency 8,
-alone and again while 30 requests with a 3.9 MB message arrive at once; every normal request must get
-its lore, its TTFT p99 stay within 2x of the run alone, and the proxy's memory grow by at most 200 MB.
+alone and again while 30 requests with a 3.9 MB message arrive at once, three rounds; every normal
+request must get its lore, its TTFT p99 stay within 2x of the runs alone, and the proxy's memory grow by
+at most 200 MB. As a control, each round also sends the same flood to the engine around the proxy: the
+ratio the machine's load gives with no work for the proxy.
 
     python perf/proxy_bench.py                # about 3 minutes
     python perf/proxy_bench.py --large        # lore from a 10,000-chunk world (about 9 minutes)
     python perf/proxy_bench.py --overhead     # side by side with ../shared/bench/proxy_overhead.py:
                                               # its noise floor, our proxy (lore off, on), and LiteLLM
                                               # (--litellm: perf/.litellm, created when missing)
+    python perf/proxy_bench.py --abuse-only   # only the abuse run, printed, not recorded
     python perf/proxy_bench.py --serve-engine PORT [--pace S]   # (internal) run the synthetic engine
 
 Writes perf/results/proxy_bench.json (or proxy_overhead.json) and a line in perf/RESULTS.md.
@@ -165,29 +168,40 @@ def rss_mb(pid: int) -> float:
     return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")) / 1024
 
 
-async def abuse_run(url: str, pid: int, huge_requests: int = 30, huge_mb: float = 3.9) -> dict:
-    """200 normal streamed requests at concurrency 8, alone, then while `huge_requests` requests with a
-    `huge_mb` message arrive at once (sent by a process of their own, so sending them does not stall
-    this one's clock); the goal: lore for every normal request, TTFT p99 within 2x of the run alone,
-    the proxy's memory up by at most 200 MB."""
-    alone = summarize(await run_load(url, True, 200, 8))
-    rss_before = rss_mb(pid)
-    command = [sys.executable, __file__, "--flood", url, "--flood-requests", str(huge_requests)]
-    flooding = await asyncio.create_subprocess_exec(*command, "--flood-mb", str(huge_mb), stdout=PIPE)
-    normal = await run_load(url, True, 200, 8)
-    statuses = json.loads((await flooding.communicate())[0])
-    rss_after = rss_mb(pid)
-    during = summarize(normal)
+async def abuse_run(
+    url: str, engine_url: str, pid: int, rounds: int = 3, huge_requests: int = 30, huge_mb: float = 3.9
+) -> dict:
+    """`rounds` times: 200 normal streamed requests at concurrency 8 alone, then again while
+    `huge_requests` requests with a `huge_mb` message arrive at once (sent by a process of their own, so
+    sending them does not stall this one's clock), then again with the same flood sent to the engine
+    around the proxy: what the machine's load alone does to the normal requests. The goal: lore for every
+    normal request, TTFT p99 within 2x of the runs alone, the proxy's memory up by at most 200 MB.
+    The p99 is taken over all rounds together (one round's p99 is its second-slowest request)."""
+    runs: dict[str, list[dict]] = {"alone": [], "during_abuse": [], "flood_around_proxy": []}
+    statuses, rss_before = [], rss_mb(pid)
+    for _ in range(rounds):
+        runs["alone"] += await run_load(url, True, 200, 8)
+        for name, target in (("during_abuse", url), ("flood_around_proxy", engine_url)):
+            command = [sys.executable, __file__, "--flood", target, "--flood-requests", str(huge_requests)]
+            flood = await asyncio.create_subprocess_exec(*command, "--flood-mb", str(huge_mb), stdout=PIPE)
+            runs[name] += await run_load(url, True, 200, 8)
+            statuses += json.loads((await flood.communicate())[0]) if name == "during_abuse" else []
+    summaries = {name: summarize(results) for name, results in runs.items()}
     return {
-        "alone": alone,
-        "during_abuse": during,
-        "normal_without_lore": sum(1 for result in normal if not result["sources"]),
-        "huge_requests": huge_requests,
+        "rounds": rounds,
+        **summaries,
+        "normal_without_lore": sum(1 for result in runs["during_abuse"] if not result["sources"]),
+        "huge_requests": huge_requests * rounds,
         "huge_mb": huge_mb,
         "huge_answered": statuses.count(200),
-        "ttft_p99_ratio": round(during["ttft"]["p99_ms"] / alone["ttft"]["p99_ms"], 2),
-        "proxy_rss_growth_mb": round(rss_after - rss_before, 1),
+        "ttft_p99_ratio": p99_ratio(summaries["during_abuse"], summaries["alone"]),
+        "ttft_p99_ratio_flood_around_proxy": p99_ratio(summaries["flood_around_proxy"], summaries["alone"]),
+        "proxy_rss_growth_mb": round(rss_mb(pid) - rss_before, 1),
     }
+
+
+def p99_ratio(during: dict, alone: dict) -> float:
+    return round(during["ttft"]["p99_ms"] / alone["ttft"]["p99_ms"], 2)
 
 
 async def send_flood(url: str, requests: int, megabytes: float) -> list[int]:
@@ -334,6 +348,7 @@ def main() -> None:
     parser.add_argument("--overhead", action="store_true", help="side by side with the shared tool")
     parser.add_argument("--litellm", action="store_true", help="with --overhead: LiteLLM's row too")
     parser.add_argument("--tool", type=Path, default=TOOL, help="the shared proxy_overhead.py")
+    parser.add_argument("--abuse-only", action="store_true", help="only the abuse run, printed, not recorded")
     args = parser.parse_args()
     if args.serve_engine:
         return serve_engine(args.serve_engine, args.pace)
@@ -387,6 +402,8 @@ def main() -> None:
             wait_healthy(f"{engine_url}/models")
             wait_healthy(f"http://127.0.0.1:{proxy_port}/health")
             asyncio.run(run_load(proxy_url, True, 5, 1))  # warm up
+            if args.abuse_only:
+                return print(json.dumps(asyncio.run(abuse_run(proxy_url, engine_url, proxy.pid)), indent=1))
             for concurrency, requests in ((1, 50), (32, 320)):
                 for name, url, lore in (
                     ("direct", engine_url, None),
@@ -407,7 +424,7 @@ def main() -> None:
             load["history_rows_added"] = rows - stats_before
             results["load"] = load
             print("load", json.dumps(load), flush=True)
-            results["abuse"] = asyncio.run(abuse_run(proxy_url, proxy.pid))
+            results["abuse"] = asyncio.run(abuse_run(proxy_url, engine_url, proxy.pid))
             print("abuse", json.dumps(results["abuse"]), flush=True)
         finally:
             for child in (proxy, engine):
@@ -439,8 +456,9 @@ def append_summary(results: dict) -> None:
     )
     abuse = results["abuse"]
     parts.append(
-        f"abuse ({abuse['huge_requests']} x {abuse['huge_mb']} MB during 200 normal @8): "
-        f"{abuse['normal_without_lore']} normal without lore, TTFT p99 x{abuse['ttft_p99_ratio']} of alone, "
+        f"abuse ({abuse['rounds']} rounds of 30 x {abuse['huge_mb']} MB during 200 normal @8): "
+        f"{abuse['normal_without_lore']} normal without lore, TTFT p99 x{abuse['ttft_p99_ratio']} of alone "
+        f"(x{abuse['ttft_p99_ratio_flood_around_proxy']} with the flood sent around the proxy), "
         f"proxy RSS +{abuse['proxy_rss_growth_mb']:.0f} MB"
     )
     command = "python perf/proxy_bench.py" + (" --large" if results["lore_chunks"] > 1000 else "")

@@ -371,6 +371,38 @@ def test_concurrent_requests_share_one_embedding_batch(example_workspace, monkey
         asyncio.run(service.search(LoreRequest("anything"), "no_such_collection", 3, 1500, "hybrid"))
 
 
+def test_a_long_query_never_holds_up_the_short_ones(example_workspace, monkeypatch):
+    import threading
+
+    from scifi_llm.lore.embed import Embedder
+
+    long_started, short_started, held_up = threading.Event(), threading.Event(), []
+    original = Embedder.embed_queries
+
+    def embed(self, texts):
+        if all(len(text) < 1000 for text in texts):
+            short_started.set()
+            return original(self, texts)
+        long_started.set()
+        vectors = original(self, texts)
+        held_up.append(not short_started.wait(10))  # the long search goes on only once a short one began
+        return vectors
+
+    monkeypatch.setattr(Embedder, "embed_queries", embed)
+    service = LoreService(example_workspace.index_dir)
+    service.preload("scifi_world")
+
+    async def long_then_short():
+        pasted = LoreRequest("The corridor hums and the lamps gutter. " * 50)
+        long = asyncio.ensure_future(service.search(pasted, "scifi_world", 3, 1500, "hybrid"))
+        await asyncio.to_thread(long_started.wait, 10)
+        short = await service.search(LoreRequest("Who is Elena Voss?"), "scifi_world", 3, 1500, "hybrid")
+        return short, await long
+
+    short, long = asyncio.run(long_then_short())
+    assert held_up == [False] and short.results and long.query
+
+
 @pytest.mark.slow
 def test_a_detached_proxy_is_shown_by_status_and_stopped_by_stop_proxy(cli, workspace):
     port = free_port()

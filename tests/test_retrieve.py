@@ -162,3 +162,10 @@ def test_continue_after_a_turn_about_a_character_still_gets_her_lore(retriever):
     assert "characters/elena_voss.md" not in alone.sources
     assert "characters/elena_voss.md" in following.sources
     assert any(reason == "recent:Elena Voss" for hit in following.results for reason in hit.reasons)
+
+
+def test_a_query_longer_than_the_embedding_window_is_read_from_its_end(minilm):
+    filler = "The quarterly budget meeting discussed printer toner and parking permits. " * 60
+    latest = "Ledger's prosthetic arm locks up in the freezing cold of the hangar."
+    pasted, alone, filler_only = minilm.embed_queries([filler + latest, latest, filler])
+    assert pasted @ alone > 0.2 > filler_only @ alone  # the window's start alone would be filler only

@@ -7,7 +7,8 @@ their query instruction; documents are embedded as they are.
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +22,37 @@ DEFAULT_MODEL = "BAAI/bge-large-en-v1.5"
 # 2-core machine one MiniLM query took 300-430 ms with torch's default threads and 75 ms with one
 # (perf/lore_bench.py measures it). A quarter of the cores, 1 to 4, keeps bge-large quick on big CPUs.
 QUERY_THREADS = max(1, min(4, (os.cpu_count() or 1) // 4))
-_THREADS = threading.Lock()
 _BGE_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
+
+
+class _SharedThreadSetting:
+    """torch's thread count is one setting for the whole process: the first query embedding to start sets
+    it, the last one to end puts the old value back, so embeddings in several threads can run at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._before = 0
+
+    @contextmanager
+    def set_to(self, threads: int) -> Iterator[None]:
+        import torch
+
+        with self._lock:
+            if self._running == 0:
+                self._before = torch.get_num_threads()
+                torch.set_num_threads(threads)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    torch.set_num_threads(self._before)
+
+
+_QUERY_THREADS = _SharedThreadSetting()
 
 
 @dataclass(frozen=True)
@@ -72,18 +102,22 @@ class Embedder:
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Embed several queries in one batch (one forward pass), each with the query instruction, on
         `query_threads` threads."""
-        texts = [self.spec.query_instruction + query for query in queries]
+        texts = [self.spec.query_instruction + self._query_end(query) for query in queries]
         if self.query_threads is None:
             return self._encode(texts, len(texts))
-        import torch
+        with _QUERY_THREADS.set_to(self.query_threads):
+            return self._encode(texts, len(texts))
 
-        with _THREADS:  # torch's thread count is one setting for the whole process
-            before = torch.get_num_threads()
-            torch.set_num_threads(self.query_threads)
-            try:
-                return self._encode(texts, len(texts))
-            finally:
-                torch.set_num_threads(before)
+    def _query_end(self, query: str) -> str:
+        """The end of a query that the model reads whole. The model would cut a long query at its window's
+        end and read its beginning; the end (the latest words of a pasted scene) is what the lore is for."""
+        window = self._model.max_seq_length
+        if not window or len(query) < window:  # a token is at least one character
+            return query
+        room = window - len(self._model.tokenizer(self.spec.query_instruction)["input_ids"])
+        offsets = self._model.tokenizer(query, add_special_tokens=False, return_offsets_mapping=True)
+        spans = offsets["offset_mapping"]
+        return query if len(spans) <= room else query[spans[len(spans) - room][0] :]
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
         vectors = self._model.encode(

@@ -96,13 +96,15 @@ class _Question:
 
 
 class LoreService:
-    """Retrievers per collection, opened on first use, searched in a worker thread.
+    """Retrievers per collection, opened on first use, searched in worker threads.
 
     Requests that arrive while a search runs wait and are then searched together, their query embeddings
     computed in one batch: under load, one forward pass of the embedding model serves many requests
-    instead of each waiting for its own. Every few seconds a search also checks whether the collection
-    changed on disk (`lore ingest` while the proxy runs) and, if so, reloads it, keeping the embedding
-    model: new lore reaches requests without a restart.
+    instead of each waiting for its own. Long queries (a pasted chapter's end) cost several short ones
+    each: they take a lane of their own and are searched one at a time beside the short ones' batches, so
+    a flood of them never holds up the others. Every few seconds a search also checks whether the
+    collection changed on disk (`lore ingest` while the proxy runs) and, if so, reloads it, keeping the
+    embedding model: new lore reaches requests without a restart.
     """
 
     RELOAD_CHECK_S = 2.0
@@ -111,8 +113,8 @@ class LoreService:
         self.index_dir = index_dir
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.Lock()
-        self._waiting: list[_Question] = []
-        self._worker: asyncio.Task | None = None
+        self._waiting: dict[bool, list[_Question]] = {False: [], True: []}  # by lane: is the query long?
+        self._workers: dict[bool, asyncio.Task] = {}
 
     async def search(
         self,
@@ -126,21 +128,18 @@ class LoreService:
         """The lore for a request; chunks in `exclude` (already in the conversation) are not given again."""
         loop = asyncio.get_running_loop()
         question = _Question(request, exclude, collection, k, budget, mode, loop.create_future())
-        self._waiting.append(question)
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._answer_waiting())
+        long = len(request.query) > LONG_QUERY_CHARS
+        self._waiting[long].append(question)
+        if long not in self._workers or self._workers[long].done():
+            self._workers[long] = loop.create_task(self._answer_waiting(long))
         return await question.answer
 
-    async def _answer_waiting(self) -> None:
-        """Search for the waiting questions: all the short ones together, and a long one (a pasted
-        chapter's end) alone when no short one waits, so long queries never slow the others' batch."""
-        while self._waiting:
-            waiting = [question for question in self._waiting if not question.answer.done()]
-            short = [question for question in waiting if len(question.request.query) <= LONG_QUERY_CHARS]
-            batch = short or waiting[:1]
-            self._waiting = [question for question in waiting if question not in batch]
-            if not batch:
-                continue  # every request that was waiting gave up: none is searched for
+    async def _answer_waiting(self, long: bool) -> None:
+        """Search for the questions waiting in a lane: the short ones all together, the long ones one by
+        one. A question whose request gave up waiting is dropped unsearched."""
+        while waiting := [question for question in self._waiting[long] if not question.answer.done()]:
+            batch = waiting[:1] if long else waiting
+            self._waiting[long] = waiting[len(batch) :]
             outcomes = await asyncio.to_thread(self._search_batch, batch)
             for question, outcome in zip(batch, outcomes, strict=True):
                 if question.answer.done():  # the request gave up waiting while its search ran
@@ -149,6 +148,7 @@ class LoreService:
                     question.answer.set_exception(outcome)
                 else:
                     question.answer.set_result(outcome)
+        self._waiting[long] = []
 
     def _search_batch(self, batch: list[_Question]) -> list[Retrieval | Exception]:
         """Each question's lore (or the error that stopped it), one embedding batch per kind of search."""
@@ -158,22 +158,23 @@ class LoreService:
             groups.setdefault((question.collection, question.k, question.budget, question.mode), []).append(
                 index
             )
-        with self._lock:
-            for (collection, k, budget, mode), indices in groups.items():
-                questions = [batch[i] for i in indices]
-                try:
-                    found = self._retriever(collection).search_many(
-                        [question.request.query for question in questions],
-                        k,
-                        mode,
-                        budget,
-                        recent=[question.request.recent for question in questions],
-                        exclude=[question.exclude for question in questions],
-                    )
-                except Exception as exc:  # fail open, per request: the proxy answers without lore
-                    found = [exc] * len(indices)
-                for index, retrieval in zip(indices, found, strict=True):
-                    outcomes[index] = retrieval
+        for (collection, k, budget, mode), indices in groups.items():
+            questions = [batch[i] for i in indices]
+            try:
+                with self._lock:  # a retriever is opened or reloaded by one thread; searching it is safe
+                    retriever = self._retriever(collection)
+                found = retriever.search_many(
+                    [question.request.query for question in questions],
+                    k,
+                    mode,
+                    budget,
+                    recent=[question.request.recent for question in questions],
+                    exclude=[question.exclude for question in questions],
+                )
+            except Exception as exc:  # fail open, per request: the proxy answers without lore
+                found = [exc] * len(indices)
+            for index, retrieval in zip(indices, found, strict=True):
+                outcomes[index] = retrieval
         return outcomes
 
     def preload(self, collection: str) -> None:
