@@ -19,9 +19,9 @@ from pathlib import Path
 
 from record import add_table_row
 from scifi_llm.fsutil import atomic_write_text
-from scifi_llm.lore.markdown import split_sentences
+from scifi_llm.text import split_sentences
 from scifi_llm.tiny_model import build_tiny_llama
-from scifi_llm.tune import chunk
+from scifi_llm.tokens import TokenCounter
 from scifi_llm.tune.corpus import read_writing
 from scifi_llm.tune.prepare import PrepareOptions, prepare
 
@@ -65,7 +65,7 @@ def main() -> None:
         size = build_corpus(scratch / "writing")
         options = PrepareOptions(scratch / "writing", scratch / "out", str(model))
         tokenize_seconds = 0.0
-        originals = {name: getattr(chunk.TokenCounter, name) for name in ("count", "shares")}
+        originals = {name: getattr(TokenCounter, name) for name in ("count", "shares")}
 
         def timed(method):
             def wrapper(*args):
@@ -78,12 +78,12 @@ def main() -> None:
             return wrapper
 
         for name, method in originals.items():
-            setattr(chunk.TokenCounter, name, timed(method))
+            setattr(TokenCounter, name, timed(method))
         started = time.perf_counter()
         report = prepare(options)
         seconds = time.perf_counter() - started
         for name, method in originals.items():
-            setattr(chunk.TokenCounter, name, method)
+            setattr(TokenCounter, name, method)
         texts = [p.read_text() for p in sorted((scratch / "writing").glob("*.md"))]
         from transformers import AutoTokenizer
 

@@ -4,7 +4,7 @@ import json
 
 from scifi_llm.bench.context import context_sweep
 from scifi_llm.bench.throughput import prose_prompt
-from scifi_llm.tune.prepare import load_tokenizer
+from scifi_llm.tokens import load_tokenizer
 
 
 def test_prose_prompts_have_the_asked_token_count(tiny_llama):

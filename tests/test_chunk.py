@@ -5,7 +5,8 @@ import re
 from collections import Counter
 
 from scifi_llm.lore.chunk import chunk_document
-from scifi_llm.lore.markdown import parse_document, split_sentences
+from scifi_llm.lore.markdown import parse_document
+from scifi_llm.text import split_sentences
 from scifi_llm.tokens import count_tokens
 
 WIKI_SHEET = """---

@@ -1,52 +1,10 @@
-"""Parsing notes: sentences, front matter, headings, blocks."""
+"""Parsing notes: headings, blocks, wikilinks, pieces of long notes."""
 
 from scifi_llm.lore.markdown import (
     note_pieces,
     parse_document,
-    parse_front_matter,
-    split_sentences,
     title_from_path,
 )
-
-
-def test_sentences_split_at_terminal_punctuation_but_not_abbreviations_or_initials():
-    text = 'Dr. Marsh fitted the arm. It cost 38,000 marks! Was it worth it? "Yes," said J. R. Hask. Done.'
-    assert split_sentences(text) == [
-        "Dr. Marsh fitted the arm.",
-        "It cost 38,000 marks!",
-        "Was it worth it?",
-        '"Yes," said J. R. Hask.',
-        "Done.",
-    ]
-
-
-def test_sentence_ending_inside_quotes_keeps_the_quote():
-    assert split_sentences('She said "Go." Then she left.') == ['She said "Go."', "Then she left."]
-
-
-def test_front_matter_fields_are_parsed_and_removed_from_the_body():
-    fields, error, body = parse_front_matter("---\nname: Elena Voss\naliases: [Ledger]\n---\n# Elena\nText.")
-    assert fields == {"name": "Elena Voss", "aliases": ["Ledger"]}
-    assert error is None
-    assert body == "# Elena\nText."
-
-
-def test_broken_front_matter_is_reported_and_kept_as_text():
-    text = "---\nname: [unclosed\n---\nBody."
-    fields, error, body = parse_front_matter(text)
-    assert fields == {}
-    assert "not valid YAML" in error
-    assert body == text
-
-
-def test_front_matter_that_is_not_a_mapping_is_reported():
-    _, error, _ = parse_front_matter("---\n- a\n- b\n---\nBody.")
-    assert error == "front matter is not a mapping of fields"
-
-
-def test_unclosed_front_matter_is_reported():
-    _, error, _ = parse_front_matter("---\nname: x\nBody without end.")
-    assert error == "front matter has no closing '---'"
 
 
 def test_heading_paths_follow_the_heading_levels():

@@ -3,10 +3,10 @@
 import pytest
 
 from scifi_llm.lore.evaluate import evaluate, found_rank, load_questions
-from scifi_llm.lore.markdown import split_sentences
 from scifi_llm.lore.retrieve import Fusion, Retriever, split_clauses
 from scifi_llm.lore.store import LoreIndex
 from scifi_llm.proxy.augment import lore_request
+from scifi_llm.text import split_sentences
 from scifi_llm.tokens import count_tokens
 
 from conftest import EXAMPLES, ingest_with, write

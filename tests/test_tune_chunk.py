@@ -3,8 +3,9 @@
 import pytest
 from transformers import AutoTokenizer
 
-from scifi_llm.lore.markdown import split_sentences
-from scifi_llm.tune.chunk import ChunkReport, TokenCounter, pack
+from scifi_llm.text import split_sentences
+from scifi_llm.tokens import TokenCounter
+from scifi_llm.tune.chunk import ChunkReport, pack
 from scifi_llm.tune.corpus import Manuscript
 
 SENTENCE = (

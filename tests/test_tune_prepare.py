@@ -7,7 +7,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from scifi_llm.errors import UserError
-from scifi_llm.lore.markdown import split_sentences
+from scifi_llm.text import split_sentences
 from scifi_llm.tune.corpus import read_writing
 from scifi_llm.tune.prepare import PrepareOptions, prepare, rendered_lengths
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scifi_llm.lore.markdown import parse_front_matter, split_sentences
+from scifi_llm.text import parse_front_matter, split_sentences
 from scifi_llm.tune.prompts import HeuristicPrompts
 
 from conftest import EXAMPLES, ROOT

@@ -6,6 +6,7 @@ a symlink never smuggles a file from elsewhere on the disk into the lore or the 
 
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,25 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_dir(final: Path, staging: Path | None = None, replace: bool = False) -> Iterator[Path]:
+    """A folder built in a hidden staging folder beside `final` (`.<name>.partial` unless named) and renamed
+    to `final` only when the block ends without an error, so a crash never leaves a half-built folder that
+    looks complete. A staging folder left by a killed run is removed first; with `replace`, so is `final`
+    once the new one is complete."""
+    staging = staging or final.parent / f".{final.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if replace:
+        shutil.rmtree(final, ignore_errors=True)
+    staging.rename(final)
 
 
 @contextmanager

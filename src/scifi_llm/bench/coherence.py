@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from scifi_llm.bench.judge import ask_all, json_object
 from scifi_llm.bench.throughput import endpoint_info
 from scifi_llm.errors import UserError
+from scifi_llm.judge import ask_all, json_object
 from scifi_llm.openai_client import chat_completion, chat_text
 
 SHEET_FILE = Path(__file__).parent / "data" / "coherence_sheet.json"

@@ -9,7 +9,7 @@ The old plan's sweep, 1k to 60k, is the default for an 8B model served at 64k.
 
 import asyncio
 
-from scifi_llm.bench.loadgen import Load, TokenCounter, run_load, summarize
+from scifi_llm.bench.loadgen import CountTokens, Load, run_load, summarize
 from scifi_llm.bench.throughput import endpoint_info, prose_prompt, request_body
 from scifi_llm.errors import UserError
 
@@ -23,7 +23,7 @@ def context_sweep(
     max_model_len: int | None = None,
     output_tokens: int = 64,
     requests: int = 2,
-    count_tokens: TokenCounter | None = None,
+    count_tokens: CountTokens | None = None,
 ) -> dict:
     """TTFT and decode tok/s at each prompt length that fits the model."""
     info = asyncio.run(endpoint_info(url))

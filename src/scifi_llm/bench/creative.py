@@ -11,14 +11,14 @@ a bootstrap 95% confidence interval over answers. Unreadable judge answers are f
 import asyncio
 import itertools
 import random
-import re
 import statistics
 from pathlib import Path
 
-from scifi_llm.bench.judge import ask_all, json_object
 from scifi_llm.bench.loadgen import Load, run_load
 from scifi_llm.bench.throughput import endpoint_info
 from scifi_llm.errors import UserError
+from scifi_llm.judge import ask_all, json_object
+from scifi_llm.text import words_in
 
 PROMPTS_FILE = Path(__file__).parent / "data" / "creative_prompts.txt"
 SYSTEM = "You are a science fiction author. Write vivid, original fiction."
@@ -47,7 +47,6 @@ Score each criterion from 0 (absent) to 10 (exceptional):
 {criteria}
 
 Reply with JSON only, like {{"scores": {{"adherence": 7, ...}}}}, with every criterion above."""
-_WORD = re.compile(r"[a-z']+")
 
 
 def load_prompts(path: Path = PROMPTS_FILE) -> list[str]:
@@ -100,7 +99,7 @@ def creative(
 def judge_free(results) -> dict:
     """Completion rate, distinct-2, repetition and length of the answers that came back."""
     texts = [result.text for result in results]
-    words = [_WORD.findall(text.lower()) for text in texts]
+    words = [words_in(text.lower()) for text in texts]
     pairs = [pair for tokens in words for pair in itertools.pairwise(tokens)]
     return {
         "answers": len(texts),

@@ -22,7 +22,7 @@ import httpx
 from scifi_llm.errors import UserError
 from scifi_llm.openai_client import stream_chat
 
-TokenCounter = Callable[[str], int]
+CountTokens = Callable[[str], int]  # a text's tokens in the served model's tokenizer
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Load:
 
 
 async def one_request(
-    client: httpx.AsyncClient, url: str, body: dict, count_tokens: TokenCounter | None = None
+    client: httpx.AsyncClient, url: str, body: dict, count_tokens: CountTokens | None = None
 ) -> RequestResult:
     """Send one streaming request and time it; a failure is returned, not raised."""
     started = time.perf_counter()
@@ -90,7 +90,7 @@ async def one_request(
 
 
 async def run_load(
-    url: str, bodies: list[dict], load: Load, count_tokens: TokenCounter | None = None, timeout: float = 600
+    url: str, bodies: list[dict], load: Load, count_tokens: CountTokens | None = None, timeout: float = 600
 ) -> tuple[list[RequestResult], float]:
     """Send `load.requests` requests (bodies used in turn) after the warm-up; returns the results and
     the wall time of the counted part."""

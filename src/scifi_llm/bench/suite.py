@@ -6,7 +6,6 @@ question file with gold facts, and pipeline a running proxy, so without them the
 """
 
 import asyncio
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from scifi_llm.bench import coherence, context, creative, pipeline, retrieval, t
 from scifi_llm.bench.report import environment, run_folder_name, summary_markdown, write_result
 from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
-from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.fsutil import atomic_dir, atomic_write_text
 from scifi_llm.openai_client import api_base
 
 Progress = Callable[[str], None]
@@ -41,14 +40,8 @@ def run_all(
     """Run the suite; returns the run folder. It is built as a hidden `.partial` folder and renamed when
     complete, so an interrupted run never looks like a finished one."""
     final = run_folder_name(workspace.root / "results")
-    folder = final.parent / f".{final.name}.partial"
-    folder.mkdir(parents=True)
-    try:
+    with atomic_dir(final) as folder:
         _run_into(folder, workspace, options, count_tokens, say or (lambda _: None))
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    folder.rename(final)
     return final
 
 

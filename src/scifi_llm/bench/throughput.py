@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from scifi_llm.bench.loadgen import Load, TokenCounter, require_answers, run_load, summarize
+from scifi_llm.bench.loadgen import CountTokens, Load, require_answers, run_load, summarize
 from scifi_llm.config import example_dir
 from scifi_llm.errors import UserError
 from scifi_llm.openai_client import model_info
@@ -24,7 +24,7 @@ async def endpoint_info(url: str) -> dict:
         return await model_info(client, url)
 
 
-def prose_prompt(tokens: int, count_tokens: TokenCounter | None, source: Path | None = None) -> str:
+def prose_prompt(tokens: int, count_tokens: CountTokens | None, source: Path | None = None) -> str:
     """Real prose of `tokens` tokens (exactly, with a tokenizer; about, by words, without one): the example
     writing, repeated as needed."""
     source = source or example_dir() / "writing"
@@ -59,7 +59,7 @@ def throughput(
     output_tokens: int = 128,
     levels: tuple[int, ...] = DEFAULT_LEVELS,
     requests_per_level: int = 2,
-    count_tokens: TokenCounter | None = None,
+    count_tokens: CountTokens | None = None,
     rate: float | None = None,
 ) -> dict:
     """Single-stream decode tok/s, a summary per concurrency level, and (with `rate`) an open-loop run of

@@ -37,15 +37,14 @@ def _levels(text: str, option: str = "--levels") -> tuple[int, ...]:
 def _token_counter(workspace, tokenizer: str | None):
     """Counts tokens with --tokenizer, else with the workspace model's tokenizer when it is on this machine,
     else None (prompt lengths are then approximate; answers are counted by the server's usage anyway)."""
-    from scifi_llm.tune.prepare import load_tokenizer
+    from scifi_llm.tokens import TokenCounter, load_tokenizer
 
     try:
-        loaded = load_tokenizer(tokenizer or workspace.settings.model.name)
+        return TokenCounter(load_tokenizer(tokenizer or workspace.settings.model.name)).count_one
     except UserError:
         if tokenizer:
             raise
         return None
-    return lambda text: len(loaded(text, add_special_tokens=False)["input_ids"])
 
 
 @app.command("throughput")

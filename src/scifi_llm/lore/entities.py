@@ -10,13 +10,12 @@ opened, because whether a word is a proper name depends on the whole lore.
 """
 
 import re
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from scifi_llm.lore.links import LinkResolver
 from scifi_llm.lore.markdown import Document
+from scifi_llm.text import is_proper_word, strip_possessive, word_case_counts, words_in
 
-_WORD = re.compile(r"[A-Za-z][\w'’-]*")
 _ALIAS_TRIGGER = re.compile(
     r"\b(?:known(?:\s[^.;:\"“]{0,40}?)?\s+as|referred to as|remembered as|nicknamed|dubbed|a\.k\.a\.|aka|"
     r"goes by|go by|went by|answers to|called|calls?\s+(?:her|him|them|it)|call)\s+",
@@ -237,7 +236,7 @@ class EntityRegistry:
         -> the name as written."""
         names: dict[str, str] = {}
         for match in _CAPITALISED.finditer(text):
-            words = [_strip_possessive(word) for word in match.group(1).split()]
+            words = [strip_possessive(word) for word in match.group(1).split()]
             while words and not (self.is_proper(words[0]) and words[0].lower() not in _GENERIC_WORDS):
                 words = words[1:]
             if words and (len(words) > 1 or len(words[0]) >= 3):
@@ -280,15 +279,13 @@ class EntityRegistry:
         for facts in notes.values():
             for note, label in facts.link_labels:
                 target = resolver.resolve(note)
-                named = [
-                    w for w in _WORD.findall(label) if w[0].isupper() and w.lower() not in _GENERIC_WORDS
-                ]
+                named = [w for w in words_in(label) if w[0].isupper() and w.lower() not in _GENERIC_WORDS]
                 if target is not None and named and _normal(label) not in names:
                     draft[(target, ())][1].append(label)
 
     def _names_a_thing(self, heading: str) -> bool:
         """A heading names a thing when it is in Title Case and its specific words are proper names."""
-        words = [word for word in _WORD.findall(heading) if word.lower() not in _STOPWORDS]
+        words = [word for word in words_in(heading) if word.lower() not in _STOPWORDS]
         if not words or not all(word[0].isupper() for word in words):
             return False
         named = [word for word in words if word.lower() not in _GENERIC_WORDS]
@@ -304,8 +301,8 @@ class EntityRegistry:
         for _key, (name, aliases) in draft.items():
             owner = _normal(_NICKNAME.sub(" ", name))
             for full in (name, *aliases):
-                for word in _WORD.findall(full):
-                    word = _strip_possessive(word)
+                for word in words_in(full):
+                    word = strip_possessive(word)
                     if len(word) >= 3 and word.lower() not in _GENERIC_WORDS and self.is_proper(word):
                         owners.setdefault(word, set()).add(owner)
         return owners
@@ -346,33 +343,6 @@ def _front_matter_list(front_matter: dict, key: str) -> list[str]:
     return [str(value).strip() for value in values if str(value).strip()]
 
 
-def is_proper_word(word: str, word_case: dict) -> bool:
-    """True when a text writes `word` as a name: capitalised mid-sentence, rarely if ever lowercase.
-
-    `word_case` maps lower-cased words to (mid-sentence capitalised, sentence-initial, lowercase) counts.
-    """
-    mid, initial, lower = word_case.get(_strip_possessive(word).lower(), (0, 0, 0))
-    return (mid >= 1 and mid >= lower) or (initial >= 1 and lower == 0)
-
-
-def word_case_counts(sentences: list[str]) -> dict[str, list[int]]:
-    """How a text capitalises its words: lower-cased word -> [mid-sentence capitalised, sentence-initial,
-    lowercase] uses. Counted per distinct spelling, so a whole corpus takes one pass of the regex."""
-    spellings = Counter(_WORD.findall("\n".join(sentences)))
-    openers = Counter(match.group() for sentence in sentences if (match := _WORD.search(sentence)))
-    case: dict[str, list[int]] = {}
-    for spelling, uses in spellings.items():
-        word = _strip_possessive(spelling)
-        case.setdefault(word.lower(), [0, 0, 0])[2 if word[0].islower() else 0] += uses
-    for spelling, uses in openers.items():
-        word = _strip_possessive(spelling)
-        if not word[0].islower():
-            counts = case[word.lower()]
-            counts[0] -= uses
-            counts[1] += uses
-    return case
-
-
 def _merge_word_case(notes) -> dict[str, tuple[int, int, int]]:
     totals: dict[str, list[int]] = {}
     for facts in notes:
@@ -388,10 +358,6 @@ def _innermost_scope(draft: dict, source: str, path: tuple[str, ...]) -> tuple[s
         if (source, path[:depth]) in draft:
             return (source, path[:depth])
     return (source, ())
-
-
-def _strip_possessive(word: str) -> str:
-    return word[:-2] if word.endswith(("'s", "’s")) else word
 
 
 def _normal(name: str) -> str:

@@ -14,15 +14,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-import yaml
-
+from scifi_llm.text import parse_front_matter, split_sentences
 from scifi_llm.textio import DEFAULT_NOTE_PATTERNS
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _LIST_ITEM = re.compile(r"^\s{0,3}(?:[-*+]|\d{1,3}[.)])\s+")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
-_SENTENCE_END = re.compile(r"[.!?…]+[\"”’')\]]*\s+")
-_SENTENCE_START = re.compile(r"[\"“‘(\[]?[A-Z0-9]")
 _TABLE_RULE = re.compile(r"^\|?\s*:?-{2,}")
 _WIKILINK = re.compile(r"(!?)\[\[([^\[\]|\n]*)(?:\|([^\[\]\n]*))?\]\]")
 _COMMENT = re.compile(r"%%.*?%%|<!--.*?-->", re.DOTALL)
@@ -31,36 +28,6 @@ _QUOTE = re.compile(r"^\s{0,3}>\s?")
 _CALLOUT = re.compile(r"^\s{0,3}>\s?\[![\w-]+\][+-]?\s*")
 _NOT_A_NOTE = re.compile(r"\.(?!md$|markdown$|txt$)\w+$", re.IGNORECASE)
 _NOTE_SUFFIX = re.compile(r"\.(?:md|markdown|txt)$", re.IGNORECASE)
-_ABBREVIATIONS = frozenset(
-    [
-        "dr",
-        "mr",
-        "mrs",
-        "ms",
-        "st",
-        "no",
-        "vs",
-        "etc",
-        "e.g",
-        "i.e",
-        "capt",
-        "lt",
-        "cmdr",
-        "gen",
-        "col",
-        "sgt",
-        "prof",
-        "jr",
-        "sr",
-        "mt",
-        "ft",
-        "approx",
-        "fig",
-        "adm",
-        "maj",
-        "cpl",
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -109,42 +76,6 @@ class Document:
     front_matter_error: str | None
     sections: list[Section]
     links: list[tuple[str, str]] = field(default_factory=list)
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split prose into sentences at . ! ? followed by a capital, skipping abbreviations and initials."""
-    sentences: list[str] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        if not _SENTENCE_START.match(text, match.end()):
-            continue
-        words = text[start : match.start() + 1].split()
-        last_word = words[-1].rstrip(".").lower() if words else ""
-        if last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha()):
-            continue
-        sentences.append(text[start : match.end()].strip())
-        start = match.end()
-    tail = text[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
-
-
-def parse_front_matter(text: str) -> tuple[dict, str | None, str]:
-    """Split YAML front matter from the body: (fields, error or None, body). Broken YAML stays in the body."""
-    if not text.startswith("---\n"):
-        return {}, None, text
-    end = re.search(r"^(?:---|\.\.\.)\s*$", text[4:], flags=re.MULTILINE)
-    if end is None:
-        return {}, "front matter has no closing '---'", text
-    try:
-        fields = yaml.safe_load(text[4 : 4 + end.start()]) or {}
-    except yaml.YAMLError as exc:
-        reason = str(exc).splitlines()[0]
-        return {}, f"front matter is not valid YAML ({reason})", text
-    if not isinstance(fields, dict):
-        return {}, "front matter is not a mapping of fields", text
-    return fields, None, text[4 + end.end() :].lstrip("\n")
 
 
 def title_from_path(relative_path: str) -> str:

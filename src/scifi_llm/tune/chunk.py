@@ -9,11 +9,10 @@ passage is counted once more, exactly (joining text can merge tokens at the seam
 too long is split.
 """
 
-import bisect
-import functools
 import itertools
 from dataclasses import dataclass, field
 
+from scifi_llm.tokens import TokenCounter
 from scifi_llm.tune.corpus import Manuscript, Sentence
 
 PARAGRAPH_SEPARATOR = "\n\n"
@@ -71,14 +70,14 @@ class Passage:
         joint = self.break_tokens if self.sentences and first.starts_paragraph else 0
         return self.tokens + joint + tokens
 
-    def count_edge_exactly(self, from_start: bool, counter: "TokenCounter") -> None:
+    def count_edge_exactly(self, from_start: bool, counter: TokenCounter) -> None:
         """Real shares for the sentences of the paragraph at one end, before sentences are moved off it."""
         starts = [i for i, sentence in enumerate(self.sentences) if sentence.starts_paragraph and i > 0]
         if from_start:
             begin, end = 0, (starts[0] if starts else len(self.sentences))
         else:
             begin, end = (starts[-1] if starts else 0), len(self.sentences)
-        exact = counter.shares(self.sentences[begin:end])
+        exact = counter.shares([sentence.text for sentence in self.sentences[begin:end]])
         self._shares += sum(exact) - sum(self.counts[begin:end])
         self.counts[begin:end] = exact
 
@@ -99,52 +98,6 @@ class ChunkReport:
 
     too_long_sentences: list[tuple[str, str]] = field(default_factory=list)
     short_passages: list[tuple[str, int]] = field(default_factory=list)
-
-
-class TokenCounter:
-    """Exact token counts from a Hugging Face tokenizer, a batch at a time."""
-
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
-        self._backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer of a fast one
-
-    def count(self, texts: list[str]) -> list[int]:
-        """Tokens in each text, without special tokens."""
-        if not texts:
-            return []
-        if self._backend is not None:
-            encode = getattr(self._backend, "encode_batch_fast", self._backend.encode_batch)  # no offsets
-            return [len(encoding.ids) for encoding in encode(texts, add_special_tokens=False)]
-        return [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
-    @functools.cached_property
-    def break_tokens(self) -> int:
-        """Tokens a blank line adds between two paragraphs (0 where it merges with the full stop)."""
-        joined, first, second = self.count(["It ended.\n\nThen", "It ended.", "Then"])
-        return max(joined - first - second, 0)
-
-    def shares(self, sentences: list[Sentence]) -> list[int]:
-        """Each sentence's share of the tokens of the sentences joined by spaces (a token belongs to the
-        sentence its first character is in)."""
-        text, starts = _paragraph_layout(sentences)
-        if self._backend is None:
-            return self.count([text[begin:end] for begin, end in itertools.pairwise([*starts, len(text)])])
-        encoding = self._backend.encode(text, add_special_tokens=False)
-        bounds = [0]
-        for start in starts[1:]:
-            token = encoding.char_to_token(start)
-            if token is None:  # a character no token claims (trimmed whitespace): find the next one
-                token = bisect.bisect_left([begin for begin, _ in encoding.offsets], start)
-            bounds.append(token)
-        bounds.append(len(encoding.ids))
-        return [later - earlier for earlier, later in itertools.pairwise(bounds)]
-
-
-def _paragraph_layout(sentences: list[Sentence]) -> tuple[str, list[int]]:
-    """Sentences joined by spaces, as in a paragraph, and where each begins."""
-    texts = [sentence.text for sentence in sentences]
-    ends = list(itertools.accumulate(len(text) + 1 for text in texts))
-    return " ".join(texts), [0, *ends[:-1]]
 
 
 def _layout(sentences: list[Sentence]) -> str:
@@ -236,7 +189,8 @@ class _Packer:
         if current.tokens >= self.min_tokens:  # long enough already: start the paragraph afresh
             passages.append(current)
             current = Passage(source, current.break_tokens)
-        for sentence, tokens in zip(sentences, self.counter.shares(sentences), strict=True):
+        shares = self.counter.shares([sentence.text for sentence in sentences])
+        for sentence, tokens in zip(sentences, shares, strict=True):
             if tokens > self.max_tokens:
                 self.report.too_long_sentences.append((source, sentence.text[:80]))
                 continue

@@ -18,15 +18,16 @@ import html
 import json
 import math
 import re
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from scifi_llm.errors import UserError
+from scifi_llm.fsutil import atomic_dir
+from scifi_llm.models import require
+from scifi_llm.tokens import load_tokenizer
 from scifi_llm.tune.dataset import load_examples
-from scifi_llm.tune.merge import resolve_model
 from scifi_llm.tune.stylometry import burrows_delta, style_distance, style_numbers
 
 Progress = Callable[[str], None]
@@ -116,7 +117,7 @@ def _run_model(
     notes = []
     weights = None
     try:
-        weights = resolve_model(model)
+        weights = require(model, "base model")
     except UserError:
         if url is None:
             raise
@@ -137,14 +138,14 @@ def _run_model(
 
 def _load(folder: Path):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
-    return model, AutoTokenizer.from_pretrained(folder)
+    return model, load_tokenizer(str(folder))
 
 
 def _perplexity(model, tokenizer, examples: list[dict]) -> float:
@@ -214,7 +215,7 @@ async def _generate_remote(url: str, prompts: list[list[dict]], options: Compare
 def _judge(chosen: list[dict], runs: dict, options: CompareOptions, say: Progress) -> dict:
     """Blind pairwise verdicts, each pair asked in both orders; unreadable answers are retried, then
     counted as failures (never as a vote)."""
-    from scifi_llm.bench.judge import ask_all
+    from scifi_llm.judge import ask_all
 
     say(f"judge: {2 * len(chosen)} blind comparisons")
     prompts, orders = [], []
@@ -262,20 +263,13 @@ def _write_report(report: dict, results_dir: Path) -> Path:
     """report.json, report.md, report.html and metrics.png in results/compare-<time>/, all or nothing."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = results_dir / f"compare-{stamp}"
-    staging = results_dir / f".compare-{stamp}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_dir(folder) as staging:
         report_with_folder = report | {"folder": str(folder)}
         report_json = json.dumps(report_with_folder, indent=1, ensure_ascii=False, allow_nan=False)
         (staging / "report.json").write_text(report_json + "\n", encoding="utf-8")
         (staging / "report.md").write_text(markdown_report(report), encoding="utf-8")
         (staging / "report.html").write_text(html_report(report), encoding="utf-8")
         _plot(report["metrics"], staging / "metrics.png")
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    staging.rename(folder)
     return folder
 
 

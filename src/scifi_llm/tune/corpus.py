@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from scifi_llm.fsutil import outside, outside_reason
-from scifi_llm.lore.markdown import parse_front_matter, split_sentences
+from scifi_llm.text import parse_front_matter, split_sentences
 from scifi_llm.textio import DEFAULT_NOTE_PATTERNS, NotText, read_text
 
 WRITING_EXTENSIONS = (".txt", ".md", ".markdown", ".docx")

@@ -26,7 +26,7 @@ import torch
 from safetensors import safe_open
 
 from scifi_llm.errors import UserError
-from scifi_llm.fsutil import atomic_write_text, exclusive_lock
+from scifi_llm.fsutil import atomic_dir, atomic_write_text, exclusive_lock
 from scifi_llm.models import require
 from scifi_llm.tune.shardio import iter_tensors, read_specs, write_streamed
 
@@ -100,25 +100,19 @@ def merge(
     if dtype not in DTYPES:
         raise UserError(f"--dtype {dtype}: choose one of {', '.join(DTYPES)}")
     settings = _adapter_settings(adapter_dir)
-    base_dir = resolve_model(base or _named_base(settings, adapter_dir))
+    base_dir = require(base or _named_base(settings, adapter_dir), "base model")
     deltas = _deltas(adapter_dir, settings)
     output.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(output.parent / f".{output.name}.lock", f"tune merge into {output}"):
         if output.exists():
             raise UserError(f"{output} already exists: remove it or choose another --output")
         notes = _remove_leftovers(output)
-        staging = output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()
         started = time.monotonic()
-        try:
+        with atomic_dir(output, output.parent / f".{output.name}.partial-{uuid.uuid4().hex[:8]}") as staging:
             shards = _merge_shards(base_dir, staging, deltas, DTYPES[dtype], progress)
             _copy_serving_files(base_dir, staging, dtype)
             _check_complete(staging, shards)
             _match_modes(staging, base_dir)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        staging.rename(output)
     return MergeReport(
         output=str(output),
         base=str(base_dir),
@@ -158,11 +152,6 @@ def _match_modes(staging: Path, base_dir: Path) -> None:
     mode = stat.S_IMODE(os.stat(base_dir / "config.json").st_mode)
     for path in staging.iterdir():
         path.chmod(mode)
-
-
-def resolve_model(name: str) -> Path:
-    """A model folder: a local path, or the local copy of a hub model (nothing is downloaded)."""
-    return require(name, "base model")
 
 
 def _adapter_settings(adapter_dir: Path) -> dict:
@@ -300,7 +289,7 @@ def verify(
 
     logging.disable_progress_bar()
     settings = _adapter_settings(adapter_dir)
-    base_dir = resolve_model(base or _named_base(settings, adapter_dir))
+    base_dir = require(base or _named_base(settings, adapter_dir), "base model")
     with warnings.catch_warnings():  # PEFT's deprecation notices are not the writer's concern
         warnings.simplefilter("ignore", FutureWarning)
         reference = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
-from scifi_llm.models import require
 from scifi_llm.textio import DEFAULT_NOTE_PATTERNS
-from scifi_llm.tune.chunk import ChunkReport, Passage, TokenCounter, pack_all
+from scifi_llm.tokens import TokenCounter, load_tokenizer
+from scifi_llm.tune.chunk import ChunkReport, Passage, pack_all
 from scifi_llm.tune.corpus import ReadReport, read_writing
 from scifi_llm.tune.prompts import HeuristicPrompts, llm_requests, request_key
 from scifi_llm.tune.style import profile
@@ -69,19 +69,6 @@ class PrepareReport:
         return asdict(self)
 
 
-def load_tokenizer(name: str):
-    """The base model's tokenizer from a local folder or the local cache; a clear error when missing."""
-    from transformers import AutoTokenizer
-
-    folder = require(name, "tokenizer (--tokenizer or [model] name)")
-    try:
-        return AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"tokenizer of {name} could not be loaded from {folder} ({type(exc).__name__})"
-        ) from exc
-
-
 def prepare(options: PrepareOptions) -> PrepareReport:
     """Read, clean, chunk, prompt, split and write; re-running on the same input gives identical files."""
     with _collector_paused():
@@ -107,7 +94,7 @@ def _prepare(options: PrepareOptions) -> PrepareReport:
         raise UserError(f"writing folder {options.input_dir} does not exist")
     if options.min_tokens > options.max_tokens:
         raise UserError(f"--min-tokens {options.min_tokens} is over --max-tokens {options.max_tokens}")
-    tokenizer = load_tokenizer(options.tokenizer)
+    tokenizer = load_tokenizer(options.tokenizer, "tokenizer (--tokenizer or [model] name)")
     manuscripts, read_report = read_writing(options.input_dir, options.note_patterns, options.outside_folders)
     if not manuscripts:
         raise UserError(f"no usable prose in {options.input_dir} (see skipped files with --json)")

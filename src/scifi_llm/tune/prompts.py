@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections import Counter
 
-from scifi_llm.lore.entities import word_case_counts
+from scifi_llm.text import strip_possessive, word_case_counts
 
 _NAME_RUN = re.compile(r"(?<![A-Za-z’'])[A-Z][a-z]+(?:['’]s)?(?:\s+[A-Z][a-z]+(?:['’]s)?)*")
 # A noun phrase: a determiner, at most two modifiers, and the head noun, where the phrase ends: before
@@ -64,7 +64,7 @@ class HeuristicPrompts:
     def request(self, passage: str) -> str:
         """One writing request for the passage."""
         runs = (
-            " ".join(_strip_possessive(word) for word in run.split()) for run in _NAME_RUN.findall(passage)
+            " ".join(strip_possessive(word) for word in run.split()) for run in _NAME_RUN.findall(passage)
         )
         named = (run for run in runs if all(word.lower() in self.names for word in run.split()))
         names = [name for name, _ in Counter(named).most_common(2)]
@@ -80,10 +80,6 @@ class HeuristicPrompts:
             (False, False): _NEITHER,
         }[bool(names), subject is not None]
         return templates[choice % len(templates)].format(names=" and ".join(names), subject=subject)
-
-
-def _strip_possessive(word: str) -> str:
-    return word[:-2] if word.endswith(("'s", "’s")) else word
 
 
 BACK_TRANSLATION = (

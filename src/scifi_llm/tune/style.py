@@ -8,8 +8,9 @@ length. Simple counts, but stable and explainable: `style_profile.json` shows th
 import re
 from dataclasses import asdict, dataclass
 
+from scifi_llm.text import words_in
+
 _QUOTED = re.compile(r"[\"“][^\"”]*[\"”]")
-_WORD = re.compile(r"[A-Za-z’']+")
 _FIRST = {"i", "me", "my", "mine", "myself", "we", "us", "our"}
 _THIRD = {"he", "him", "his", "she", "her", "hers", "they", "them", "their"}
 _PAST = {"was", "were", "had", "did", "said", "went", "came", "saw", "knew", "thought", "took", "looked"}
@@ -45,8 +46,8 @@ def profile(sentences: list[str]) -> StyleProfile:
     """Measure the style of the given prose, sentence by sentence."""
     text = "\n".join(sentences)
     narration = _QUOTED.sub(" ", text)
-    words = [word.lower() for word in _WORD.findall(narration)]
-    all_words = _WORD.findall(text)
+    words = [word.lower() for word in words_in(narration)]
+    all_words = words_in(text)
     mean_words = len(all_words) / max(len(sentences), 1)
     quoted = sum(len(match) for match in _QUOTED.findall(text))
     dialogue_share = quoted / max(len(text), 1)

@@ -9,20 +9,18 @@
 - Dialogue share: the part of the text inside quotation marks.
 """
 
-import re
 import statistics
 from collections import Counter
 
-from scifi_llm.lore.markdown import split_sentences
+from scifi_llm.text import split_sentences, words_in
 from scifi_llm.tune.style import profile
 
-_WORD = re.compile(r"[a-z]+(?:['’][a-z]+)?")
 MATTR_WINDOW = 50
 
 
 def words(text: str) -> list[str]:
     """Lower-cased words."""
-    return _WORD.findall(text.lower())
+    return words_in(text.lower())
 
 
 def sentences(text: str) -> list[str]:

@@ -7,10 +7,10 @@ prose only, whatever the base model's chat template. Loss, learning rate and thr
 `<output_dir>/log.jsonl`, one line per logging step.
 """
 
+import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -21,13 +21,14 @@ from pathlib import Path
 import torch
 from datasets import Dataset, disable_progress_bars
 from peft import LoraConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, TrainerCallback
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 from trl import SFTConfig, SFTTrainer
 
 from scifi_llm.errors import UserError
-from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.fsutil import atomic_dir, atomic_write_text
 from scifi_llm.models import require
+from scifi_llm.tokens import load_tokenizer
 from scifi_llm.tune.axolotl import TrainConfig
 from scifi_llm.tune.dataset import load_examples
 
@@ -98,7 +99,7 @@ def setup(config: TrainConfig, root: Path, run_dir: Path, notes: list[str], prog
             "QLoRA (load_in_4bit) needs a CUDA GPU for bitsandbytes; on this machine train with "
             "configs/lora_style_transfer.yaml (LoRA in full precision)"
         )
-    tokenizer = _tokenizer(_model_path(config.base_model, root))
+    tokenizer = load_tokenizer(config.base_model, "base_model", root)
     train_examples = [example for spec in config.datasets for example in load_examples(root / spec.path)]
     _check_lengths(tokenizer, train_examples, config.sequence_len)
     eval_examples = _eval_examples([root / spec.path for spec in config.test_datasets], notes)
@@ -210,12 +211,9 @@ def save(trainer, run_dir: Path, checkpoint: Path | None, notes: list[str]) -> T
     adapter_dir = run_dir / ADAPTER_FOLDER
     staging = run_dir / f".{ADAPTER_FOLDER}.partial"
     main = trainer.is_world_process_zero()  # with several GPUs, one process writes
-    if main:
-        shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))  # every process takes part; only the main one writes
-    if main:
-        shutil.rmtree(adapter_dir, ignore_errors=True)
-        staging.rename(adapter_dir)
+    writing = atomic_dir(adapter_dir, staging, replace=True) if main else contextlib.nullcontext(staging)
+    with writing as folder:
+        trainer.save_model(str(folder))  # every process takes part; only the main one writes
     trainer.accelerator.wait_for_everyone()
     entries = read_log(run_dir / LOG_NAME)
     losses = [entry["loss"] for entry in entries if "loss" in entry]
@@ -302,23 +300,6 @@ def _dataset(examples: list[dict]) -> Dataset:
     return Dataset.from_list(examples)
 
 
-def _model_path(name: str, root: Path) -> str:
-    """The base model's local folder (relative to the workspace, absolute, or in the hub cache), checked
-    before anything loads."""
-    return str(require(name, "base_model", root))
-
-
-def _tokenizer(name: str):
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise UserError(_missing_model(name)) from exc
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def _base_model(config: TrainConfig, root: Path, bf16: bool, attention: str):
 
     options: dict = {"dtype": torch.bfloat16 if bf16 else torch.float32, "attn_implementation": attention}
@@ -329,7 +310,7 @@ def _base_model(config: TrainConfig, root: Path, bf16: bool, attention: str):
             bnb_4bit_use_double_quant=config.bnb_config_kwargs.bnb_4bit_use_double_quant,
             bnb_4bit_compute_dtype=torch.bfloat16,
         )
-    name = _model_path(config.base_model, root)
+    name = str(require(config.base_model, "base_model", root))
     try:
         return AutoModelForCausalLM.from_pretrained(name, **options)
     except (OSError, ValueError) as exc:
