@@ -92,7 +92,7 @@ def run_until(workspace, commits: int | None, timeout: float = 1800) -> dict:
 
 def stored(workspace) -> tuple[int, int]:
     """(chunks stored, chunks stored twice) of the note."""
-    from scifi_llm.lore.store import LoreIndex
+    from scifi_llm.lore import LoreIndex
 
     state = LoreIndex(workspace.index_dir).open("scifi_world").file_states()["archive.md"]
     return state.rows, state.rows - state.distinct_indices

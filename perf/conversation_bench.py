@@ -36,8 +36,8 @@ from proxy_bench import free_port
 from record import add_table_row
 from scifi_llm.config import LoreSettings, ProxySection
 from scifi_llm.fsutil import atomic_write_text
-from scifi_llm.lore.embed import MINILM, Embedder
-from scifi_llm.proxy.app import ProxySettings, create_app
+from scifi_llm.lore import MINILM, Embedder
+from scifi_llm.proxy import ProxySettings, create_app
 from scifi_llm.tiny_model import build_tokenizer
 from worlds import ROOT, WORLDS, open_world, outside_world
 

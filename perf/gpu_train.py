@@ -109,7 +109,7 @@ def write_data(workspace: Path, model: Path, sequence_len: int, examples: int) -
     cut to the model's tokenizer, with room for the chat template)."""
     from transformers import AutoTokenizer
 
-    from scifi_llm.bench.throughput import prose_prompt
+    from scifi_llm.bench import prose_prompt
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
@@ -153,7 +153,7 @@ def run_variant(
     import torch
     from transformers import TrainerCallback
 
-    from scifi_llm.tune.axolotl import load_train_config
+    from scifi_llm.tune import load_train_config
     from scifi_llm.tune.train import setup
 
     cuda = torch.cuda.is_available()

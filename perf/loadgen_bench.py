@@ -24,7 +24,7 @@ from pathlib import Path
 from proxy_bench import free_port, wait_healthy
 from proxy_bench import run_load as raw_load
 from record import add_table_row
-from scifi_llm.bench.loadgen import Load, run_load, summarize
+from scifi_llm.bench import Load, run_load, summarize
 from scifi_llm.fsutil import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]

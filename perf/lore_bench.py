@@ -29,13 +29,22 @@ from pathlib import Path
 from record import add_table_row
 from scifi_llm.config import LoreSettings
 from scifi_llm.fsutil import atomic_write_text
-from scifi_llm.lore.embed import MINILM, QUERY_THREADS, Embedder
+from scifi_llm.lore import (
+    MINILM,
+    Embedder,
+    Hit,
+    IngestOptions,
+    LoreIndex,
+    Retrieval,
+    Retriever,
+    evaluate_retrieval,
+    ingest_lore,
+    load_questions,
+)
+from scifi_llm.lore.embed import QUERY_THREADS
 from scifi_llm.lore.entities import EntityRegistry, note_facts
-from scifi_llm.lore.evaluate import evaluate, found_rank, load_questions
-from scifi_llm.lore.ingest import IngestOptions, ingest
+from scifi_llm.lore.evaluate import found_rank
 from scifi_llm.lore.markdown import parse_document
-from scifi_llm.lore.retrieve import Hit, Retrieval, Retriever
-from scifi_llm.lore.store import LoreIndex
 from worlds import ROOT, WORLDS, open_world, outside_world
 
 EXAMPLE_LORE = ROOT / "examples" / "lore"
@@ -65,7 +74,7 @@ def options(collection: str) -> IngestOptions:
 
 
 def ingest_folder(lore: Path, index_dir: Path, embedder: Embedder, collection: str = "bench"):
-    return ingest(
+    return ingest_lore(
         [lore], lore, LoreIndex(index_dir), options(collection), load_embedder=lambda _name: embedder
     )
 
@@ -159,7 +168,7 @@ def bench_quality(retriever: Retriever, questions_file: Path) -> dict:
     questions, _ = load_questions(questions_file)
     scores = {}
     for mode in ("hybrid", "dense", "keyword"):
-        report = evaluate(retriever, questions, LORE.top_k, mode, LORE.budget_tokens)
+        report = evaluate_retrieval(retriever, questions, LORE.top_k, mode, LORE.budget_tokens)
         scores[mode] = {
             "recall": report.recall,
             "mrr": report.mrr,

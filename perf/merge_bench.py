@@ -35,9 +35,9 @@ TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 OURS = """
 import json, sys, time
 from pathlib import Path
-from scifi_llm.tune.merge import merge
+from scifi_llm.tune import merge_adapter
 started = time.monotonic()
-merge(Path(sys.argv[1]), Path(sys.argv[2]), base=sys.argv[3])
+merge_adapter(Path(sys.argv[1]), Path(sys.argv[2]), base=sys.argv[3])
 peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"seconds": time.monotonic() - started, "peak_rss_mb": peak_kb / 1024}))
 """

@@ -22,8 +22,7 @@ from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.text import split_sentences
 from scifi_llm.tiny_model import build_tiny_llama
 from scifi_llm.tokens import TokenCounter
-from scifi_llm.tune.corpus import read_writing
-from scifi_llm.tune.prepare import PrepareOptions, prepare
+from scifi_llm.tune import PrepareOptions, prepare_data, read_writing
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_JSON = ROOT / "perf" / "results" / "prepare_bench.json"
@@ -80,7 +79,7 @@ def main() -> None:
         for name, method in originals.items():
             setattr(TokenCounter, name, timed(method))
         started = time.perf_counter()
-        report = prepare(options)
+        report = prepare_data(options)
         seconds = time.perf_counter() - started
         for name, method in originals.items():
             setattr(TokenCounter, name, method)

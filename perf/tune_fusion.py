@@ -20,9 +20,8 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from statistics import mean
 
-from scifi_llm.lore.embed import MINILM, Embedder
-from scifi_llm.lore.evaluate import found_rank, load_questions
-from scifi_llm.lore.retrieve import Fusion, Retrieval
+from scifi_llm.lore import MINILM, Embedder, Fusion, Retrieval, load_questions
+from scifi_llm.lore.evaluate import found_rank
 from worlds import WORLDS, open_world, outside_world
 
 GRID = {

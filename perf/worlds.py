@@ -10,10 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scifi_llm.config import LoreSettings
-from scifi_llm.lore.embed import Embedder
-from scifi_llm.lore.ingest import IngestOptions, ingest
-from scifi_llm.lore.retrieve import Retriever
-from scifi_llm.lore.store import LoreIndex
+from scifi_llm.lore import Embedder, IngestOptions, LoreIndex, Retriever, ingest_lore
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLDS_DIR = ROOT / "perf" / "worlds"
@@ -95,5 +92,5 @@ def open_world(
         lore.chunk_overlap if overlap is None else overlap,
     )
     options = IngestOptions("world", embedder.name, embedder.name, chunk_tokens, overlap)
-    ingest([world.lore], world.lore, LoreIndex(index_dir), options, load_embedder=lambda _name: embedder)
+    ingest_lore([world.lore], world.lore, LoreIndex(index_dir), options, load_embedder=lambda _name: embedder)
     return Retriever(LoreIndex(index_dir).open("world"), embedder)

@@ -21,11 +21,18 @@ for name in [key for key in os.environ if key.startswith("SCIFI_LLM_")]:
 
 from scifi_llm.cli import app  # noqa: E402
 from scifi_llm.config import LoreSettings, Workspace, init_workspace  # noqa: E402
-from scifi_llm.lore.embed import MINILM, Embedder  # noqa: E402
-from scifi_llm.lore.ingest import IngestOptions, ingest  # noqa: E402
-from scifi_llm.lore.store import LoreIndex  # noqa: E402
-from scifi_llm.serving import process  # noqa: E402
-from scifi_llm.serving.engines import ServeOptions, transformers_command  # noqa: E402
+from scifi_llm.lore import (  # noqa: E402  # noqa: E402
+    MINILM,
+    Embedder,
+    IngestOptions,
+    LoreIndex,
+    ingest_lore,
+)
+from scifi_llm.serving import (  # noqa: E402
+    ServeOptions,
+    process,
+    transformers_command,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -53,7 +60,7 @@ def options(collection: str = "scifi_world", **changes) -> IngestOptions:
 
 def ingest_with(minilm: Embedder, workspace: Workspace, **changes):
     """Ingest the workspace's lore folder with the shared model."""
-    return ingest(
+    return ingest_lore(
         [workspace.lore_dir],
         workspace.lore_dir,
         LoreIndex(workspace.index_dir),
@@ -144,7 +151,7 @@ def free_port() -> int:
 @pytest.fixture
 def proxy(example_workspace, tmp_path):
     """Start a proxy on the example world in front of the given upstreams; yields its /v1 URL."""
-    from scifi_llm.proxy.app import ProxySettings, create_app
+    from scifi_llm.proxy import ProxySettings, create_app
     from servers import serve_in_thread
 
     @contextmanager

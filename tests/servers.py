@@ -20,7 +20,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from scifi_llm.proxy.app import ProxySettings, create_app
+from scifi_llm.proxy import ProxySettings, create_app
 
 ELENA_QUESTION = "What does Ledger keep hidden in her forearm?"
 

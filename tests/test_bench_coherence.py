@@ -2,7 +2,8 @@
 
 import json
 
-from scifi_llm.bench.coherence import coherence, load_sheet, parse_contradictions
+from scifi_llm.bench import coherence_scores
+from scifi_llm.bench.coherence import load_sheet, parse_contradictions
 
 
 def test_the_sheet_has_a_probe_for_every_fact():
@@ -24,7 +25,7 @@ def test_contradiction_lists_are_read_strictly():
 
 
 def test_a_long_story_is_written_in_continuations_and_every_fact_probed(engine):
-    result = coherence(engine, judge_url=engine, target_tokens=200, chunk_tokens=64)
+    result = coherence_scores(engine, judge_url=engine, target_tokens=200, chunk_tokens=64)
     assert result["story_tokens"] >= 200 and result["continuations"] == 4  # 64 + 64 + 64 + 8
     assert result["stopped_because"] == "reached the target length"
     assert result["facts"] == len(load_sheet()["facts"]) == len(result["probes"])

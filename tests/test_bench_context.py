@@ -2,8 +2,7 @@
 
 import json
 
-from scifi_llm.bench.context import context_sweep
-from scifi_llm.bench.throughput import prose_prompt
+from scifi_llm.bench import context_sweep, prose_prompt
 from scifi_llm.tokens import load_tokenizer
 
 

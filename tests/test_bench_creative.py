@@ -5,14 +5,8 @@ import statistics
 
 import pytest
 
-from scifi_llm.bench.creative import (
-    RUBRIC,
-    bootstrap_interval,
-    creative,
-    load_prompts,
-    parse_scores,
-    repetition,
-)
+from scifi_llm.bench import creative_scores
+from scifi_llm.bench.creative import RUBRIC, bootstrap_interval, load_prompts, parse_scores, repetition
 
 
 def test_the_shipped_prompts_and_rubric_are_big_enough():
@@ -43,7 +37,7 @@ def test_repetition_and_the_bootstrap_interval():
 
 
 def test_a_judge_that_cannot_score_counts_failures_not_zeros(engine):
-    result = creative(engine, judge_url=engine, prompts=3, max_tokens=16)
+    result = creative_scores(engine, judge_url=engine, prompts=3, max_tokens=16)
     free = result["judge_free"]
     assert free["answers"] == 3 and free["completion_rate"] == 0.0  # the tiny model always runs to the limit
     assert (
@@ -54,7 +48,7 @@ def test_a_judge_that_cannot_score_counts_failures_not_zeros(engine):
     judge = result["judge"]
     assert judge["failures"] == 3 and judge["scored"] == 0  # a tiny random model writes no rubric JSON
     assert judge["score"] is None and judge["ci95"] is None and judge["unreadable_answers"] == 6
-    without = creative(engine, prompts=2, max_tokens=8)
+    without = creative_scores(engine, prompts=2, max_tokens=8)
     assert without["judge"] is None and "judge-free measures only" in without["note"]
 
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from scifi_llm.bench.loadgen import Load, arrival_times, run_load, summarize
-from scifi_llm.serving import process
-from scifi_llm.serving.engines import ServeOptions, transformers_command
+from scifi_llm.bench import Load, run_load, summarize
+from scifi_llm.bench.loadgen import arrival_times
+from scifi_llm.serving import ServeOptions, process, transformers_command
 
 from conftest import free_port
 
@@ -78,10 +78,15 @@ def test_bench_throughput_writes_its_results(cli, workspace, engine, tiny_llama)
     assert report["open_loop"]["request_rate"] == 20 and report["open_loop"]["completed"] == 16
     folder = workspace.root / "results"
     [run] = list(folder.iterdir())
-    assert {path.name for path in run.iterdir()} == {"throughput.json", "throughput.png"}
-    assert json.loads((run / "throughput.json").read_text())["environment"]["endpoint"]["model"] == str(
-        tiny_llama
-    )
+    # the one layout of a run, as `bench all` writes it
+    assert {path.name for path in run.iterdir()} == {
+        "throughput.json",
+        "throughput.png",
+        "environment.json",
+        "summary.md",
+    }
+    assert json.loads((run / "environment.json").read_text())["endpoint"]["model"] == str(tiny_llama)
+    assert "| single-stream decode tok/s |" in (run / "summary.md").read_text()
 
 
 def test_bench_throughput_quick_takes_seconds_sizes(cli, workspace, engine, tiny_llama):

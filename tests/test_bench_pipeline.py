@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from scifi_llm.bench.pipeline import pipeline
-from scifi_llm.bench.retrieval import retrieval
+from scifi_llm.bench import pipeline_scores, retrieval_scores
 from servers import running_proxy
 
 from conftest import EXAMPLES, free_port
@@ -14,7 +13,7 @@ QUESTIONS = EXAMPLES / "lore_questions.jsonl"
 
 
 def test_bench_retrieval_matches_lore_eval(example_workspace, cli):
-    result = retrieval(example_workspace, QUESTIONS, top_k=5)
+    result = retrieval_scores(example_workspace, QUESTIONS, top_k=5)
     assert result["questions"] == 51 and {"1", "3", "5"} == set(result["recall"])
     assert result["mrr"] > 0.5 and result["mean_top_distance"] is not None and result["by_kind"]
     command = cli(
@@ -25,7 +24,7 @@ def test_bench_retrieval_matches_lore_eval(example_workspace, cli):
 
 def test_bench_pipeline_times_both_paths_and_checks_the_sources(example_workspace, engine, tmp_path):
     with running_proxy(example_workspace.index_dir, engine, tmp_path, free_port()) as proxy_url:
-        result = pipeline(proxy_url, engine, QUESTIONS, questions=4, max_tokens=8)
+        result = pipeline_scores(proxy_url, engine, QUESTIONS, questions=4, max_tokens=8)
     assert result["questions"] == 4 and result["failed"] == 0
     for row in result["rows"]:
         assert row["sources"] and row["retrieval_ms"] > 0

@@ -3,7 +3,7 @@
 import json
 import shutil
 
-from scifi_llm.bench.report import compare_runs, load_run
+from scifi_llm.bench import compare_runs, load_run
 from servers import running_proxy
 
 from conftest import EXAMPLES, free_port

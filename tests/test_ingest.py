@@ -15,9 +15,8 @@ import pytest
 
 from scifi_llm.config import init_workspace
 from scifi_llm.errors import UserError
-from scifi_llm.lore.ingest import ingest
-from scifi_llm.lore.retrieve import Retriever
-from scifi_llm.lore.store import ChunkRow, LoreIndex
+from scifi_llm.lore import LoreIndex, Retriever, ingest_lore
+from scifi_llm.lore.store import ChunkRow
 
 from conftest import EXAMPLES, copy_lore, ingest_with, options, write
 
@@ -216,7 +215,7 @@ def test_ingesting_one_folder_leaves_the_others_alone(workspace, minilm):
     ingest_with(minilm, workspace)
     (workspace.lore_dir / NOTES[1]).unlink()
     ships = workspace.lore_dir / "ships"
-    report = ingest(
+    report = ingest_lore(
         [ships],
         workspace.lore_dir,
         LoreIndex(workspace.index_dir),

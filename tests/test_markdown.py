@@ -1,10 +1,6 @@
 """Parsing notes: headings, blocks, wikilinks, pieces of long notes."""
 
-from scifi_llm.lore.markdown import (
-    note_pieces,
-    parse_document,
-    title_from_path,
-)
+from scifi_llm.lore.markdown import note_pieces, parse_document, title_from_path
 
 
 def test_heading_paths_follow_the_heading_levels():

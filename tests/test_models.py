@@ -7,7 +7,7 @@ import pytest
 
 from scifi_llm.errors import UserError
 from scifi_llm.models import locate, require
-from scifi_llm.serving.process import death_reason
+from scifi_llm.serving import death_reason
 
 from conftest import copy_lore, write
 

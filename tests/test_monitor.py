@@ -2,8 +2,9 @@
 
 import json
 
-from scifi_llm.proxy.app import ProxySettings, create_app
-from scifi_llm.serving.monitor import EngineSnapshot, engine_view, histogram_quantile, parse_metrics
+from scifi_llm.proxy import ProxySettings, create_app
+from scifi_llm.serving import EngineSnapshot, engine_view
+from scifi_llm.serving.monitor import histogram_quantile, parse_metrics
 from servers import ELENA_QUESTION, ask, sdk, serve_in_thread
 
 from conftest import free_port

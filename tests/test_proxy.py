@@ -11,20 +11,12 @@ import openai
 import pytest
 
 from scifi_llm.errors import UserError
-from scifi_llm.lore.retrieve import Hit
-from scifi_llm.proxy.app import LoreService, ProxySettings, _ProxyState, create_app
-from scifi_llm.proxy.augment import (
-    LORE_HEADER,
-    Given,
-    LoreMemory,
-    LoreRequest,
-    lore_message,
-    lore_request,
-    place,
-)
-from scifi_llm.proxy.history import MIGRATIONS, History
+from scifi_llm.lore import Hit, LoreService
+from scifi_llm.proxy import LORE_HEADER, History, ProxySettings, Timeouts, create_app, lore_message
+from scifi_llm.proxy.app import _ProxyState
+from scifi_llm.proxy.augment import Given, LoreMemory, LoreRequest, lore_request, place
+from scifi_llm.proxy.history import MIGRATIONS
 from scifi_llm.proxy.metrics import RequestRecord
-from scifi_llm.proxy.upstreams import Timeouts
 from servers import ELENA_QUESTION, EngineTap, FaultyEngine, ask, running_proxy, sdk, serve_in_thread
 
 from conftest import copy_lore, free_port, ingest_with, write
@@ -272,7 +264,7 @@ def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
     for earlier, later in itertools.pairwise(kept):
         assert later[: len(earlier)] == earlier  # kept lore is only ever added to, never moved or dropped
     messages.append({"role": "user", "content": "Now without lore, please."})
-    no_lore = {**state.lore_defaults, "enabled": False}
+    no_lore = replace(state.lore_defaults, enabled=False)
     quiet, hits = asyncio.run(state._with_lore(list(messages), no_lore, RequestRecord()))
     assert not hits and [m for m in quiet if m["content"].startswith(LORE_HEADER)] == kept[-1]
 
@@ -349,7 +341,7 @@ def test_lore_ingested_while_the_proxy_runs_reaches_the_next_requests(
 
 
 def test_concurrent_requests_share_one_embedding_batch(example_workspace, monkeypatch):
-    from scifi_llm.lore.embed import Embedder
+    from scifi_llm.lore import Embedder
 
     batches = []
     original = Embedder.embed_queries
@@ -374,7 +366,7 @@ def test_concurrent_requests_share_one_embedding_batch(example_workspace, monkey
 def test_a_long_query_never_holds_up_the_short_ones(example_workspace, monkeypatch):
     import threading
 
-    from scifi_llm.lore.embed import Embedder
+    from scifi_llm.lore import Embedder
 
     long_started, short_started, held_up = threading.Event(), threading.Event(), []
     original = Embedder.embed_queries

@@ -12,9 +12,9 @@ import time
 import httpx
 import pytest
 
-from scifi_llm.proxy.app import LoreService
+from scifi_llm.lore import LoreService
+from scifi_llm.proxy import Timeouts
 from scifi_llm.proxy.augment import MAX_QUERY_CHARS, LoreRequest, lore_request
-from scifi_llm.proxy.upstreams import Timeouts
 from servers import ELENA_QUESTION, FaultyEngine, RacyEngine, serve_in_thread
 
 from conftest import free_port
@@ -216,7 +216,7 @@ def test_huge_messages_search_a_bounded_query_and_leave_lore_for_everyone(proxy)
 
 
 def test_a_search_whose_request_gave_up_is_never_run(example_workspace, monkeypatch):
-    from scifi_llm.lore.retrieve import Retriever
+    from scifi_llm.lore import Retriever
 
     searched = []
     original = Retriever.search_many
@@ -255,7 +255,8 @@ def test_a_slow_reader_gets_a_fast_engines_whole_stream_in_order(proxy):
 
 
 def test_which_addresses_are_exposed_and_which_host_names_a_bound_proxy_accepts():
-    from scifi_llm.proxy.guard import host_names, is_exposed
+    from scifi_llm.proxy import is_exposed
+    from scifi_llm.proxy.guard import host_names
 
     assert not any(is_exposed(host) for host in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
     assert all(is_exposed(host) for host in ("0.0.0.0", "192.168.1.20", "gpu-box.local"))

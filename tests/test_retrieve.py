@@ -2,9 +2,9 @@
 
 import pytest
 
-from scifi_llm.lore.evaluate import evaluate, found_rank, load_questions
-from scifi_llm.lore.retrieve import Fusion, Retriever, split_clauses
-from scifi_llm.lore.store import LoreIndex
+from scifi_llm.lore import Fusion, LoreIndex, Retriever, evaluate_retrieval, load_questions
+from scifi_llm.lore.evaluate import found_rank
+from scifi_llm.lore.retrieve import split_clauses
 from scifi_llm.proxy.augment import lore_request
 from scifi_llm.text import split_sentences
 from scifi_llm.tokens import count_tokens
@@ -92,8 +92,8 @@ def test_compound_questions_are_split_into_clauses():
 def test_hybrid_beats_dense_on_the_example_questions(retriever):
     questions, errors = load_questions(EXAMPLES / "lore_questions.jsonl")
     assert not errors and len(questions) >= 40
-    hybrid = evaluate(retriever, questions, 5, "hybrid", 1500)
-    dense = evaluate(retriever, questions, 5, "dense", 1500)
+    hybrid = evaluate_retrieval(retriever, questions, 5, "hybrid", 1500)
+    dense = evaluate_retrieval(retriever, questions, 5, "dense", 1500)
     assert hybrid.recall["5"] >= dense.recall["5"] + 0.05
     assert hybrid.mrr > dense.mrr
     assert hybrid.recall["5"] >= 0.8

@@ -8,15 +8,17 @@ import time
 import pytest
 
 from scifi_llm.errors import UserError
-from scifi_llm.serving import process
-from scifi_llm.serving.engines import (
+from scifi_llm.serving import (
+    Gpu,
+    ModelShape,
     ServeOptions,
+    auto_context,
     build_command,
+    process,
     read_lora,
     transformers_command,
-    vllm_command,
 )
-from scifi_llm.serving.gpu import Gpu, ModelShape, auto_context
+from scifi_llm.serving.engines import vllm_command
 
 from conftest import free_port, write
 

@@ -9,9 +9,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from scifi_llm.tune.compare import METRIC_LABELS, CompareOptions, compare, parse_verdict, summarise_verdicts
-from scifi_llm.tune.merge import merge
-from scifi_llm.tune.prepare import PrepareOptions, prepare
+from scifi_llm.tune import CompareOptions, PrepareOptions, compare_models, merge_adapter, prepare_data
+from scifi_llm.tune.compare import METRIC_LABELS, parse_verdict, summarise_verdicts
 from scifi_llm.tune.stylometry import burrows_delta, dialogue_share, mattr, wasserstein
 
 from conftest import EXAMPLES
@@ -52,13 +51,13 @@ def test_judge_answers_are_read_strictly_and_both_orders_are_counted():
 def two_models(tmp_path_factory, tiny_llama) -> tuple[Path, Path]:
     """Validation data from the example writing, and a 'tuned' tiny model (a random adapter, merged)."""
     scratch = tmp_path_factory.mktemp("compare")
-    prepare(PrepareOptions(EXAMPLES / "writing", scratch / "data", str(tiny_llama), 100, 400, 512))
+    prepare_data(PrepareOptions(EXAMPLES / "writing", scratch / "data", str(tiny_llama), 100, 400, 512))
     torch.manual_seed(0)
     config = LoraConfig(r=4, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
     get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama), config).save_pretrained(
         scratch / "adapter"
     )
-    merge(scratch / "adapter", scratch / "tuned")
+    merge_adapter(scratch / "adapter", scratch / "tuned")
     return scratch / "data" / "validation.jsonl", scratch / "tuned"
 
 
@@ -76,7 +75,7 @@ def test_compare_reports_every_metric_for_both_models_with_an_endpoint_and_a_jud
         base_url=engine,  # the base writes through transformers serve; the tuned one locally
         judge_url=engine,
     )
-    report = compare(options)
+    report = compare_models(options)
     folder = Path(report["folder"])
     assert sorted(path.name for path in folder.iterdir()) == [
         "metrics.png",

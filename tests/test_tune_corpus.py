@@ -4,7 +4,7 @@ import re
 
 from docx import Document
 
-from scifi_llm.tune.corpus import read_writing
+from scifi_llm.tune import read_writing
 
 from conftest import write
 

@@ -17,9 +17,8 @@ from transformers import AutoModelForCausalLM
 
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import exclusive_lock
-from scifi_llm.serving import process
-from scifi_llm.serving.engines import ServeOptions, transformers_command
-from scifi_llm.tune.merge import merge, verify
+from scifi_llm.serving import ServeOptions, process, transformers_command
+from scifi_llm.tune import merge_adapter, verify_merge
 
 from conftest import free_port
 
@@ -71,7 +70,7 @@ def merged_logits(folder: Path) -> torch.Tensor:
 )
 def test_merged_logits_equal_base_plus_adapter(tmp_path, sharded_base, options):
     adapter = make_adapter(sharded_base, tmp_path / "adapter", **options)
-    report = merge(adapter, tmp_path / "merged", dtype="fp32")
+    report = merge_adapter(adapter, tmp_path / "merged", dtype="fp32")
     assert report.shards == len(list(sharded_base.glob("model-*.safetensors")))
     expected = peft_logits(sharded_base, adapter)
     base_only = merged_logits(sharded_base)
@@ -83,8 +82,8 @@ def test_merged_logits_equal_base_plus_adapter(tmp_path, sharded_base, options):
 
 def test_bf16_output_matches_peft_up_to_rounding_and_has_what_a_server_needs(tmp_path, sharded_base):
     adapter = make_adapter(sharded_base, tmp_path / "adapter")
-    merge(adapter, tmp_path / "merged")
-    worst, compared = verify(adapter, tmp_path / "merged")
+    merge_adapter(adapter, tmp_path / "merged")
+    worst, compared = verify_merge(adapter, tmp_path / "merged")
     assert compared == 8 and worst < 2e-2
     names = {path.name for path in (tmp_path / "merged").iterdir()}
     assert {
@@ -100,7 +99,7 @@ def test_bf16_output_matches_peft_up_to_rounding_and_has_what_a_server_needs(tmp
 
 def test_transformers_serve_answers_from_the_merged_folder(tmp_path, tiny_llama):
     adapter = make_adapter(tiny_llama, tmp_path / "adapter")
-    merge(adapter, tmp_path / "merged")
+    merge_adapter(adapter, tmp_path / "merged")
     command = transformers_command(ServeOptions(str(tmp_path / "merged"), port=free_port()))
     server = subprocess.Popen(command.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -130,12 +129,12 @@ def test_a_crash_mid_merge_leaves_nothing_that_looks_complete(tmp_path, sharded_
     last = sorted(broken.glob("model-*.safetensors"))[-1]
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a shard cut short on disk
     with pytest.raises(UserError, match=f"{last.name}: the data of .* is cut short"):
-        merge(adapter, tmp_path / "merged", base=str(broken))
+        merge_adapter(adapter, tmp_path / "merged", base=str(broken))
     assert not (tmp_path / "merged").exists()
     assert not list(tmp_path.glob(".merged.partial*"))
     (tmp_path / ".merged.partial-0badc0de").mkdir()  # what a kill -9 would leave
     (tmp_path / ".merged.partial-0badc0de" / "model-00001-of-00009.safetensors").write_text("half")
-    report = merge(adapter, tmp_path / "merged")
+    report = merge_adapter(adapter, tmp_path / "merged")
     assert not list(tmp_path.glob(".merged.partial*")) and (tmp_path / "merged" / "config.json").exists()
     assert report.notes == ["removed .merged.partial-0badc0de, left by an interrupted merge (0 MB)"]
 
@@ -154,7 +153,7 @@ def test_two_merges_into_one_output_never_mix(tmp_path, sharded_base, workspace)
     assert second.stderr.splitlines() == [
         f"error: another tune merge into {output} is running (pid {os.getpid()}); wait for it to finish"
     ]
-    merge(adapter, output)
+    merge_adapter(adapter, output)
     base_mode = stat.S_IMODE((sharded_base / "config.json").stat().st_mode)
     assert {stat.S_IMODE(path.stat().st_mode) for path in output.iterdir()} == {base_mode}
 
@@ -164,10 +163,10 @@ def test_what_cannot_be_merged_is_refused_clearly(tmp_path, sharded_base):
     settings = json.loads((adapter / "adapter_config.json").read_text())
     (adapter / "adapter_config.json").write_text(json.dumps(settings | {"use_dora": True}))
     with pytest.raises(UserError, match="use_dora is set and cannot be merged"):
-        merge(adapter, tmp_path / "merged")
+        merge_adapter(adapter, tmp_path / "merged")
     (adapter / "adapter_config.json").write_text(json.dumps(settings))
-    merge(adapter, tmp_path / "merged")
+    merge_adapter(adapter, tmp_path / "merged")
     with pytest.raises(UserError, match="already exists"):
-        merge(adapter, tmp_path / "merged")
+        merge_adapter(adapter, tmp_path / "merged")
     with pytest.raises(UserError, match="is not downloaded; get it with `scifi-llm models pull"):
-        merge(adapter, tmp_path / "other", base="nobody/no-such-model")
+        merge_adapter(adapter, tmp_path / "other", base="nobody/no-such-model")

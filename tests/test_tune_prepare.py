@@ -8,8 +8,8 @@ from transformers import AutoTokenizer
 
 from scifi_llm.errors import UserError
 from scifi_llm.text import split_sentences
-from scifi_llm.tune.corpus import read_writing
-from scifi_llm.tune.prepare import PrepareOptions, prepare, rendered_lengths
+from scifi_llm.tune import PrepareOptions, prepare_data, read_writing
+from scifi_llm.tune.prepare import rendered_lengths
 
 from conftest import EXAMPLES, free_port, write
 
@@ -45,7 +45,7 @@ def writing(tmp_path):
 
 
 def test_every_sentence_lands_in_exactly_one_example_and_no_note_anywhere(tmp_path, tiny_llama, writing):
-    report = prepare(options(tmp_path, tiny_llama, keep_short=True))
+    report = prepare_data(options(tmp_path, tiny_llama, keep_short=True))
     assistant = [e["messages"][2]["content"] for e in examples(tmp_path / "out")]
     sentences = [s for text in assistant for piece in text.split("\n\n") for s in split_sentences(piece)]
     manuscripts, _ = read_writing(writing)
@@ -62,7 +62,7 @@ def test_every_sentence_lands_in_exactly_one_example_and_no_note_anywhere(tmp_pa
 
 
 def test_examples_are_chat_messages_within_bounds_and_the_sequence_length(tmp_path, tiny_llama, writing):
-    prepare(options(tmp_path, tiny_llama))
+    prepare_data(options(tmp_path, tiny_llama))
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     for example in examples(tmp_path / "out"):
         assert [m["role"] for m in example["messages"]] == ["system", "user", "assistant"]
@@ -76,18 +76,18 @@ def test_examples_are_chat_messages_within_bounds_and_the_sequence_length(tmp_pa
 
 
 def test_a_tight_sequence_length_lowers_the_passage_bound(tmp_path, tiny_llama, writing):
-    report = prepare(options(tmp_path, tiny_llama, max_tokens=2000, sequence_len=700))
+    report = prepare_data(options(tmp_path, tiny_llama, max_tokens=2000, sequence_len=700))
     assert report.max_tokens_used < 700 and "lowered" in report.warnings[0]
     with pytest.raises(UserError, match="raise --sequence-len"):
-        prepare(options(tmp_path, tiny_llama, sequence_len=200))
+        prepare_data(options(tmp_path, tiny_llama, sequence_len=200))
 
 
 def test_two_runs_are_byte_identical_the_share_is_met_and_a_new_file_moves_little(
     tmp_path, tiny_llama, writing
 ):
-    prepare(options(tmp_path, tiny_llama, val_fraction=0.3))
+    prepare_data(options(tmp_path, tiny_llama, val_fraction=0.3))
     first = {name: (tmp_path / "out" / name).read_bytes() for name in ("training.jsonl", "validation.jsonl")}
-    prepare(options(tmp_path, tiny_llama, val_fraction=0.3))
+    prepare_data(options(tmp_path, tiny_llama, val_fraction=0.3))
     assert first == {name: (tmp_path / "out" / name).read_bytes() for name in first}
     before = {
         side: {json.loads(line)["messages"][2]["content"] for line in text.decode().splitlines()}
@@ -97,7 +97,7 @@ def test_two_runs_are_byte_identical_the_share_is_met_and_a_new_file_moves_littl
         writing / "zz_new.md",
         " ".join(f"Hollis counted crate {n} twice, as he always did." for n in range(80)),
     )
-    prepare(options(tmp_path, tiny_llama, val_fraction=0.3))
+    prepare_data(options(tmp_path, tiny_llama, val_fraction=0.3))
     after = {
         side: {
             json.loads(line)["messages"][2]["content"]
@@ -139,22 +139,24 @@ def test_cli_reports_as_json(cli, workspace, tiny_llama):
 
 
 def test_llm_prompts_are_cached_and_fall_back_to_the_heuristic(tmp_path, tiny_llama, writing, engine):
-    asked = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=engine))
+    asked = prepare_data(options(tmp_path, tiny_llama, prompts="llm", base_url=engine))
     total = asked.train_examples + asked.validation_examples
     assert asked.prompts_from_llm >= 1 and asked.prompts_from_llm + asked.prompts_heuristic == total
     assert (tmp_path / "out" / "prompt_cache.json").is_file()
     first = (tmp_path / "out" / "training.jsonl").read_bytes()
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    again = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=dead))
+    again = prepare_data(options(tmp_path, tiny_llama, prompts="llm", base_url=dead))
     assert (tmp_path / "out" / "training.jsonl").read_bytes() == first  # all from the cache
     assert again.prompts_from_llm == asked.prompts_from_llm
-    down = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=dead, output_dir=tmp_path / "other"))
+    down = prepare_data(
+        options(tmp_path, tiny_llama, prompts="llm", base_url=dead, output_dir=tmp_path / "other")
+    )
     assert down.prompts_from_llm == 0 and down.prompts_heuristic == total
     assert any("fell back to the heuristic" in warning for warning in down.warnings)
     with pytest.raises(UserError, match="needs --base-url"):
-        prepare(options(tmp_path, tiny_llama, prompts="llm"))
+        prepare_data(options(tmp_path, tiny_llama, prompts="llm"))
     tight_options = dict(min_tokens=100, sequence_len=512, output_dir=tmp_path / "tight")
-    tight = prepare(options(tmp_path, tiny_llama, prompts="llm", base_url=engine, **tight_options))
+    tight = prepare_data(options(tmp_path, tiny_llama, prompts="llm", base_url=engine, **tight_options))
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
     written = [json.loads(line)["messages"] for line in (tmp_path / "tight" / "training.jsonl").open()]
     assert max(rendered_lengths(tokenizer, written)) <= 512  # long model requests never push past the limit
@@ -164,10 +166,10 @@ def test_llm_prompts_are_cached_and_fall_back_to_the_heuristic(tmp_path, tiny_ll
 
 
 def test_impossible_bounds_are_refused_and_nothing_is_overwritten(tmp_path, tiny_llama, writing):
-    prepare(options(tmp_path, tiny_llama))
+    prepare_data(options(tmp_path, tiny_llama))
     before = (tmp_path / "out" / "training.jsonl").read_bytes()
     with pytest.raises(UserError, match="--min-tokens 900 is over --max-tokens 300"):
-        prepare(options(tmp_path, tiny_llama, min_tokens=900, max_tokens=300))
+        prepare_data(options(tmp_path, tiny_llama, min_tokens=900, max_tokens=300))
     with pytest.raises(UserError, match="no passage reached --min-tokens"):
-        prepare(options(tmp_path, tiny_llama, min_tokens=5000, max_tokens=6000, sequence_len=8192))
+        prepare_data(options(tmp_path, tiny_llama, min_tokens=5000, max_tokens=6000, sequence_len=8192))
     assert (tmp_path / "out" / "training.jsonl").read_bytes() == before

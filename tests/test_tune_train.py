@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,10 +15,8 @@ from transformers import AutoTokenizer
 
 from scifi_llm.config import configs_dir, init_workspace
 from scifi_llm.errors import UserError
-from scifi_llm.tune.axolotl import load_train_config
-from scifi_llm.tune.dataset import load_examples
-from scifi_llm.tune.prepare import PrepareOptions, prepare
-from scifi_llm.tune.train import LOG_NAME, last_checkpoint, read_log, setup, train
+from scifi_llm.tune import PrepareOptions, load_examples, load_train_config, prepare_data, train_adapter
+from scifi_llm.tune.train import LOG_NAME, last_checkpoint, read_log, setup
 
 LORA = configs_dir() / "lora_style_transfer.yaml"
 QLORA = configs_dir() / "qlora_style_transfer.yaml"
@@ -28,7 +27,7 @@ def prepared(tmp_path_factory, tiny_llama) -> Path:
     """A workspace with the example writing prepared for the tiny model (short passages, 512 tokens)."""
     workspace = init_workspace(tmp_path_factory.mktemp("train") / "novel", with_example=True)
     output = workspace.root / "data" / "processed"
-    prepare(PrepareOptions(workspace.writing_dir, output, str(tiny_llama), 100, 400, 512))
+    prepare_data(PrepareOptions(workspace.writing_dir, output, str(tiny_llama), 100, 400, 512))
     return workspace.root
 
 
@@ -94,7 +93,7 @@ def test_malformed_training_data_names_the_line(tmp_path):
 def test_qlora_without_cuda_suggests_the_lora_config(prepared, tiny_llama):
     config = load_train_config(QLORA, [f"base_model={tiny_llama}"])
     with pytest.raises(UserError, match=r"lora_style_transfer\.yaml"):
-        train(config, prepared)
+        train_adapter(config, prepared)
 
 
 def test_only_the_passage_carries_loss(prepared, tiny_llama):
@@ -113,20 +112,23 @@ def test_training_lowers_the_loss_and_writes_an_adapter(prepared, tiny_llama):
     config = load_train_config(
         LORA, tiny(tiny_llama, "max_steps=16", "save_steps=8", "output_dir=checkpoints/a")
     )
-    run = train(config, prepared)
+    run = train_adapter(config, prepared)
     losses = [entry["loss"] for entry in read_log(Path(run.run_dir) / LOG_NAME) if "loss" in entry]
     assert len(losses) == 16
     assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.03
     assert run.eval_loss is not None and run.steps == 16
     adapter = json.loads((Path(run.adapter_dir) / "adapter_config.json").read_text())
     assert adapter["r"] == 8 and adapter["lora_alpha"] == 16
+    kept = Path(run.run_dir) / "config.yaml"  # the config as run, --set changes included
+    assert load_train_config(kept) == config and "max_steps: 16" in kept.read_text()
+    assert re.search(r"^# trl \d", kept.read_text(), re.MULTILINE)
     with pytest.raises(UserError, match="--resume"):
-        train(config, prepared)
+        train_adapter(config, prepared)
 
 
 def test_resume_after_kill_9_continues_the_same_loss_curve(prepared, tiny_llama):
     steps = ["max_steps=12", "save_steps=4"]
-    reference = train(
+    reference = train_adapter(
         load_train_config(LORA, tiny(tiny_llama, *steps, "output_dir=checkpoints/ref")), prepared
     )
     expected = {e["step"]: e["loss"] for e in read_log(Path(reference.run_dir) / LOG_NAME) if "loss" in e}
@@ -174,7 +176,7 @@ def test_several_gpus_launch_through_accelerate_and_axolotl_is_explained(cli, pr
 def test_examples_longer_than_the_sequence_length_are_refused_not_cut(prepared, tiny_llama):
     config = load_train_config(LORA, tiny(tiny_llama, "sequence_len=128", "output_dir=checkpoints/short"))
     with pytest.raises(UserError, match="longer than sequence_len 128"):
-        train(config, prepared)
+        train_adapter(config, prepared)
 
 
 def test_an_empty_validation_file_trains_without_evaluation(prepared, tiny_llama, tmp_path):
@@ -185,5 +187,5 @@ def test_an_empty_validation_file_trains_without_evaluation(prepared, tiny_llama
         "max_steps=2",
         "output_dir=checkpoints/e",
     ]
-    run = train(load_train_config(LORA, tiny(tiny_llama, *overrides)), prepared)
+    run = train_adapter(load_train_config(LORA, tiny(tiny_llama, *overrides)), prepared)
     assert run.eval_loss is None and any("trained without evaluation" in note for note in run.notes)

@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from scifi_llm.config import LoreSettings
-from scifi_llm.lore.evaluate import evaluate, load_questions
-from scifi_llm.lore.ingest import IngestOptions, ingest
-from scifi_llm.lore.retrieve import Retriever
-from scifi_llm.lore.store import LoreIndex
+from scifi_llm.lore import (
+    IngestOptions,
+    LoreIndex,
+    Retriever,
+    evaluate_retrieval,
+    ingest_lore,
+    load_questions,
+)
 
 from conftest import ROOT
 
@@ -32,15 +36,15 @@ def test_every_note_style_is_represented():
 def test_hybrid_retrieval_holds_on_the_world(world: Path, minilm, tmp_path):
     settings = LoreSettings()
     options = IngestOptions("world", "minilm", "minilm", settings.chunk_tokens, settings.chunk_overlap)
-    report = ingest(
+    report = ingest_lore(
         [world / "lore"], world / "lore", LoreIndex(tmp_path), options, load_embedder=lambda _: minilm
     )
     assert not report.skipped
     retriever = Retriever(LoreIndex(tmp_path).open("world"), minilm)
     questions, errors = load_questions(world / "questions.jsonl")
     assert not errors and len(questions) >= 40
-    hybrid = evaluate(retriever, questions, settings.top_k, "hybrid", settings.budget_tokens)
-    dense = evaluate(retriever, questions, settings.top_k, "dense", settings.budget_tokens)
+    hybrid = evaluate_retrieval(retriever, questions, settings.top_k, "hybrid", settings.budget_tokens)
+    dense = evaluate_retrieval(retriever, questions, settings.top_k, "dense", settings.budget_tokens)
     assert hybrid.recall[str(settings.top_k)] >= FLOOR
     assert hybrid.recall[str(settings.top_k)] >= dense.recall[str(settings.top_k)]
     for kind, row in hybrid.by_kind.items():

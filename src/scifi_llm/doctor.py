@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from scifi_llm.lore.embed import DEFAULT_MODEL, MINILM
+from scifi_llm.lore import DEFAULT_MODEL, MINILM
 
 _MIN_FREE_DISK_GB = 20
 

@@ -41,7 +41,7 @@ def load_sheet(path: Path = SHEET_FILE) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def coherence(
+def coherence_scores(
     url: str,
     judge_url: str | None = None,
     target_tokens: int = 4096,

@@ -54,7 +54,7 @@ def load_prompts(path: Path = PROMPTS_FILE) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def creative(
+def creative_scores(
     url: str,
     judge_url: str | None = None,
     prompts: int | None = None,

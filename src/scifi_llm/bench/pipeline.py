@@ -14,13 +14,13 @@ import httpx
 
 from scifi_llm.bench.throughput import endpoint_info
 from scifi_llm.errors import UserError
-from scifi_llm.lore.evaluate import Question, load_questions
+from scifi_llm.lore import Question, load_questions
 from scifi_llm.openai_client import stream_chat
 
 SYSTEM = "You are a science fiction author's assistant. Answer from the world's notes when given."
 
 
-def pipeline(
+def pipeline_scores(
     proxy_url: str, engine_url: str, questions_file: Path, questions: int = 5, max_tokens: int = 64
 ) -> dict:
     """Per-question timings and facts, and their summary."""

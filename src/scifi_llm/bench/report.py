@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 
 from scifi_llm.errors import UserError
-from scifi_llm.fsutil import atomic_write_text
+from scifi_llm.fsutil import atomic_dir, atomic_write_text
 
 PACKAGES = ("scifi-llm", "torch", "transformers", "vllm", "lancedb", "sentence-transformers")
 
@@ -23,13 +23,6 @@ def run_folder_name(results_dir: Path) -> Path:
     return folder
 
 
-def new_run_folder(results_dir: Path) -> Path:
-    """A fresh `results/<time>/` folder."""
-    folder = run_folder_name(results_dir)
-    folder.mkdir(parents=True)
-    return folder
-
-
 def environment(endpoint: dict, settings: dict) -> dict:
     """What the numbers depend on: the endpoint's model and engine, the settings, the GPU, versions."""
     return {
@@ -40,6 +33,29 @@ def environment(endpoint: dict, settings: dict) -> dict:
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in PACKAGES},
     }
+
+
+def save_result(results_dir: Path, name: str, result: dict, settings: dict) -> Path:
+    """One benchmark's run, in a new `results/<time>/` folder of the one layout (`save_run`)."""
+    final = run_folder_name(results_dir)
+    with atomic_dir(final) as folder:
+        save_run(folder, {name: result}, environment(result.get("endpoint", {}), settings))
+    return final
+
+
+def save_run(folder: Path, results: dict[str, dict], environment_record: dict) -> None:
+    """The one layout of a benchmark run, of one benchmark or of `bench all`: `<name>.json` for each,
+    `environment.json`, the plots, and `summary.md`."""
+    from scifi_llm.bench import context, throughput
+
+    for name, result in results.items():
+        write_result(folder, name, result)
+    write_result(folder, "environment", environment_record)
+    if "sweep" in results.get("throughput", {}):
+        throughput.plot(results["throughput"], folder / "throughput.png")
+    if results.get("context", {}).get("rows"):
+        context.plot(results["context"], folder / "context.png")
+    atomic_write_text(folder / "summary.md", summary_markdown(results, environment_record))
 
 
 def write_result(folder: Path, name: str, result: dict) -> Path:

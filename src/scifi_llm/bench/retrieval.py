@@ -4,20 +4,18 @@ kept with the other benchmarks so runs can be compared over time."""
 from pathlib import Path
 
 from scifi_llm.config import Workspace
-from scifi_llm.lore.evaluate import evaluate, load_questions
-from scifi_llm.lore.retrieve import Retriever
-from scifi_llm.lore.store import LoreIndex
+from scifi_llm.lore import evaluate_retrieval, load_questions, open_retriever
 
 
-def retrieval(
+def retrieval_scores(
     workspace: Workspace, questions_file: Path, top_k: int | None = None, mode: str | None = None
 ) -> dict:
     """recall@1/3/k, MRR, mean top-hit distance and per-kind results, with unusable lines listed."""
     lore = workspace.settings.lore
     questions, errors = load_questions(questions_file)
-    collection = LoreIndex(workspace.index_dir).open(lore.collection)
-    report = evaluate(
-        Retriever(collection), questions, top_k or lore.top_k, mode or lore.mode, lore.budget_tokens
+    retriever = open_retriever(workspace)
+    report = evaluate_retrieval(
+        retriever, questions, top_k or lore.top_k, mode or lore.mode, lore.budget_tokens
     )
     report.skipped_lines = [{"line": error.line, "message": error.message} for error in errors]
     return report.to_dict() | {"questions_file": str(questions_file), "collection": lore.collection}

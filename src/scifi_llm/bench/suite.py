@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 
 from scifi_llm.bench import coherence, context, creative, pipeline, retrieval, throughput
-from scifi_llm.bench.report import environment, run_folder_name, summary_markdown, write_result
+from scifi_llm.bench.report import environment, run_folder_name, save_run
 from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
-from scifi_llm.fsutil import atomic_dir, atomic_write_text
+from scifi_llm.fsutil import atomic_dir
 from scifi_llm.openai_client import api_base
 
 Progress = Callable[[str], None]
@@ -54,12 +54,12 @@ def _run_into(folder: Path, workspace: Workspace, options: SuiteOptions, count_t
             results[name] = run()
         except UserError as exc:
             results[name] = {"error": str(exc)}
-        write_result(folder, name, results[name])
-    _plots(results, folder)
     endpoint = asyncio.run(throughput.endpoint_info(options.base_url))
-    record = environment(endpoint, asdict(options) | {"questions_file": str(options.questions_file)})
-    write_result(folder, "environment", record)
-    atomic_write_text(folder / "summary.md", summary_markdown(results, record))
+    save_run(
+        folder,
+        results,
+        environment(endpoint, asdict(options) | {"questions_file": str(options.questions_file)}),
+    )
 
 
 @dataclass(frozen=True)
@@ -98,24 +98,26 @@ def _benchmarks(workspace: Workspace, options: SuiteOptions, count_tokens) -> di
     url, judge = options.base_url, options.judge_url
     n = QUICK if options.quick else _Sizes()
     runs: dict[str, Callable[[], dict]] = {
-        "throughput": lambda: throughput.throughput(
+        "throughput": lambda: throughput.throughput_sweep(
             url, n.input_tokens, n.output_tokens, n.levels, n.requests_per_level, count_tokens
         ),
         "context": lambda: context.context_sweep(
             url, n.context_lengths, options.max_model_len, n.context_output, count_tokens=count_tokens
         ),
-        "creative": lambda: creative.creative(url, judge, n.creative_prompts, n.creative_tokens),
-        "coherence": lambda: coherence.coherence(url, judge, n.story_tokens, n.story_chunk),
+        "creative": lambda: creative.creative_scores(url, judge, n.creative_prompts, n.creative_tokens),
+        "coherence": lambda: coherence.coherence_scores(url, judge, n.story_tokens, n.story_chunk),
     }
     if options.questions_file is None:
         runs["retrieval"] = runs["pipeline"] = _skipped("no question file given (--questions)")
         return runs
-    runs["retrieval"] = lambda: retrieval.retrieval(workspace, options.questions_file)
+    runs["retrieval"] = lambda: retrieval.retrieval_scores(workspace, options.questions_file)
     proxy = options.proxy_url
     if proxy is None or not _answers(proxy):
         runs["pipeline"] = _skipped(f"no lore proxy answering at {proxy} (start `scifi-llm proxy`)")
     else:
-        runs["pipeline"] = lambda: pipeline.pipeline(proxy, url, options.questions_file, n.pipeline_questions)
+        runs["pipeline"] = lambda: pipeline.pipeline_scores(
+            proxy, url, options.questions_file, n.pipeline_questions
+        )
     return runs
 
 
@@ -128,10 +130,3 @@ def _answers(url: str) -> bool:
         return httpx.get(f"{api_base(url).removesuffix('/v1')}/health", timeout=3).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _plots(results: dict[str, dict], folder: Path) -> None:
-    if "sweep" in results.get("throughput", {}):
-        throughput.plot(results["throughput"], folder / "throughput.png")
-    if results.get("context", {}).get("rows"):
-        context.plot(results["context"], folder / "context.png")

@@ -53,7 +53,7 @@ def request_body(model: str, prompt: str, output_tokens: int, engine: str | None
     return body | ({"ignore_eos": True} if engine == "vllm" else {})
 
 
-def throughput(
+def throughput_sweep(
     url: str,
     input_tokens: int = 256,
     output_tokens: int = 128,

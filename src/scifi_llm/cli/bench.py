@@ -71,8 +71,7 @@ def throughput_command(
     Writes results/<time>/throughput.json (vLLM's field names: mean_ttft_ms, median_tpot_ms, p99_itl_ms,
     output_throughput, ...) and throughput.png.
     """
-    from scifi_llm.bench.suite import QUICK
-    from scifi_llm.bench.throughput import plot, throughput
+    from scifi_llm.bench import QUICK, save_result, throughput_sweep
 
     sweep_levels = _levels(levels)
     if quick:
@@ -86,11 +85,12 @@ def throughput_command(
     url = base_url or workspace.settings.proxy.upstream
     counter = _token_counter(workspace, tokenizer)
     with console.status("measuring", spinner="dots"):
-        result = throughput(url, input_tokens, output_tokens, sweep_levels, requests_per_level, counter, rate)
+        result = throughput_sweep(
+            url, input_tokens, output_tokens, sweep_levels, requests_per_level, counter, rate
+        )
     levels = ",".join(map(str, sweep_levels))
     settings = {"input_tokens": input_tokens, "output_tokens": output_tokens, "levels": levels, "url": url}
-    folder = _save(workspace, "throughput", result, settings)
-    plot(result, folder / "throughput.png")
+    folder = save_result(workspace.root / "results", "throughput", result, settings)
     result["folder"] = str(folder)
     if json_output:
         print_json(result)
@@ -136,7 +136,7 @@ def context_command(
 
     Writes results/<time>/context.json and context.png. Lengths that do not fit are skipped and listed.
     """
-    from scifi_llm.bench.context import context_sweep, plot
+    from scifi_llm.bench import context_sweep, save_result
 
     targets = _levels(lengths, "--lengths")
     workspace = ctx.obj.open_workspace()
@@ -144,10 +144,8 @@ def context_command(
     counter = _token_counter(workspace, tokenizer)
     with console.status("measuring", spinner="dots"):
         result = context_sweep(url, targets, max_model_len, output_tokens, count_tokens=counter)
-    folder = _save(
-        workspace, "context", result, {"lengths": lengths, "output_tokens": output_tokens, "url": url}
-    )
-    plot(result, folder / "context.png")
+    settings = {"lengths": lengths, "output_tokens": output_tokens, "url": url}
+    folder = save_result(workspace.root / "results", "context", result, settings)
     if json_output:
         print_json(result | {"folder": str(folder)})
         return
@@ -182,13 +180,18 @@ def creative_command(
 
     Writes results/<time>/creative.json.
     """
-    from scifi_llm.bench.creative import creative
+    from scifi_llm.bench import creative_scores, save_result
 
     workspace = ctx.obj.open_workspace()
     url = base_url or workspace.settings.proxy.upstream
     with console.status("writing and scoring", spinner="dots"):
-        result = creative(url, _judge(judge_url, no_judge, url), prompts, max_tokens)
-    folder = _save(workspace, "creative", result, {"prompts": prompts, "max_tokens": max_tokens, "url": url})
+        result = creative_scores(url, _judge(judge_url, no_judge, url), prompts, max_tokens)
+    folder = save_result(
+        workspace.root / "results",
+        "creative",
+        result,
+        {"prompts": prompts, "max_tokens": max_tokens, "url": url},
+    )
     if json_output:
         print_json(result | {"folder": str(folder)})
         return
@@ -223,13 +226,15 @@ def coherence_command(
 
     Writes results/<time>/coherence.json.
     """
-    from scifi_llm.bench.coherence import coherence
+    from scifi_llm.bench import coherence_scores, save_result
 
     workspace = ctx.obj.open_workspace()
     url = base_url or workspace.settings.proxy.upstream
     with console.status("writing a long story", spinner="dots"):
-        result = coherence(url, _judge(judge_url, no_judge, url), target_tokens, chunk_tokens)
-    folder = _save(workspace, "coherence", result, {"target_tokens": target_tokens, "url": url})
+        result = coherence_scores(url, _judge(judge_url, no_judge, url), target_tokens, chunk_tokens)
+    folder = save_result(
+        workspace.root / "results", "coherence", result, {"target_tokens": target_tokens, "url": url}
+    )
     if json_output:
         print_json(result | {"folder": str(folder)})
         return
@@ -259,12 +264,14 @@ def retrieval_command(
 
     Writes results/<time>/retrieval.json.
     """
-    from scifi_llm.bench.retrieval import retrieval
+    from scifi_llm.bench import retrieval_scores, save_result
 
     workspace = ctx.obj.open_workspace()
     with console.status("evaluating", spinner="dots"):
-        result = retrieval(workspace, questions_file, top_k)
-    folder = _save(workspace, "retrieval", result, {"questions": str(questions_file), "top_k": top_k})
+        result = retrieval_scores(workspace, questions_file, top_k)
+    folder = save_result(
+        workspace.root / "results", "retrieval", result, {"questions": str(questions_file), "top_k": top_k}
+    )
     if json_output:
         print_json(result | {"folder": str(folder)})
         return
@@ -285,15 +292,20 @@ def pipeline_command(
 ) -> None:
     """End to end through the lore proxy: retrieval time, TTFT through the proxy and direct, the sources
     injected, and whether the answers state the gold facts. Writes results/<time>/pipeline.json."""
-    from scifi_llm.bench.pipeline import pipeline
+    from scifi_llm.bench import pipeline_scores, save_result
 
     workspace = ctx.obj.open_workspace()
     section = workspace.settings.proxy
     proxy = proxy_url or f"http://{section.host}:{section.port}/v1"
     engine = base_url or section.upstream
     with console.status("asking through the proxy", spinner="dots"):
-        result = pipeline(proxy, engine, questions_file, questions, max_tokens)
-    folder = _save(workspace, "pipeline", result, {"proxy": proxy, "engine": engine, "questions": questions})
+        result = pipeline_scores(proxy, engine, questions_file, questions, max_tokens)
+    folder = save_result(
+        workspace.root / "results",
+        "pipeline",
+        result,
+        {"proxy": proxy, "engine": engine, "questions": questions},
+    )
     if json_output:
         print_json(result | {"folder": str(folder)})
         return
@@ -328,8 +340,7 @@ def all_command(
 ) -> None:
     """Every benchmark into one results/<time>/ folder: one JSON each, summary.md, plots, and the
     environment (model, engine, GPU, versions). Compare two runs with `bench compare A B`."""
-    from scifi_llm.bench.report import headlines, load_run
-    from scifi_llm.bench.suite import SuiteOptions, run_all
+    from scifi_llm.bench import SuiteOptions, headlines, load_run, run_all
 
     workspace = ctx.obj.open_workspace()
     section = workspace.settings.proxy
@@ -373,7 +384,7 @@ def compare_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
     """What changed between two benchmark runs, each number marked better or worse."""
-    from scifi_llm.bench.report import compare_runs, load_run
+    from scifi_llm.bench import compare_runs, load_run
 
     rows = compare_runs(load_run(run_a), load_run(run_b))
     if json_output:
@@ -385,13 +396,3 @@ def compare_command(
         shown = ["n/a" if row[key] is None else str(row[key]) for key in ("a", "b")]
         table.add_row(row["measure"], *shown, row["better_is"], marks[row["verdict"]])
     console.print(table)
-
-
-def _save(workspace, name: str, result: dict, settings: dict):
-    """Write one benchmark's result, with the environment, into a new results/<time>/ folder."""
-    from scifi_llm.bench.report import environment, new_run_folder, write_result
-
-    result["environment"] = environment(result.get("endpoint", {}), settings)
-    folder = new_run_folder(workspace.root / "results")
-    write_result(folder, name, result)
-    return folder

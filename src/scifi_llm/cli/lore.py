@@ -26,9 +26,7 @@ from scifi_llm.config import RetrievalMode, Workspace, check_collection_name
 from scifi_llm.errors import UserError
 
 if TYPE_CHECKING:
-    from scifi_llm.lore.evaluate import EvalReport
-    from scifi_llm.lore.ingest import IngestReport
-    from scifi_llm.lore.retrieve import Retrieval, Retriever
+    from scifi_llm.lore import EvalReport, IngestReport, Retrieval, Retriever
 
 app = typer.Typer(
     help="Index your worldbuilding notes and find the lore a request needs.", no_args_is_help=True
@@ -108,8 +106,7 @@ def ingest_command(
     json_output: JsonOption = False,
 ) -> None:
     """Chunk, embed and index lore notes (.md, .txt). Only new and changed files are embedded again."""
-    from scifi_llm.lore.ingest import IngestOptions, ingest
-    from scifi_llm.lore.store import LoreIndex
+    from scifi_llm.lore import IngestOptions, LoreIndex, ingest_lore
 
     workspace = _workspace(ctx)
     lore = workspace.settings.lore
@@ -130,7 +127,7 @@ def ingest_command(
         TimeRemainingColumn(),
     )
     with _progress(*columns, json_output=json_output) as progress:
-        report = ingest(
+        report = ingest_lore(
             paths or [workspace.lore_dir],
             workspace.lore_dir,
             LoreIndex(workspace.index_dir),
@@ -168,13 +165,10 @@ def _print_ingest(report: "IngestReport") -> None:
 
 
 def _open_retriever(workspace: Workspace, collection: str | None) -> "Retriever":
-    from scifi_llm.lore.embed import Embedder
-    from scifi_llm.lore.retrieve import Retriever
-    from scifi_llm.lore.store import LoreIndex
+    from scifi_llm.lore import open_retriever
 
-    chosen = LoreIndex(workspace.index_dir).open(collection or workspace.settings.lore.collection)
-    with _loading(f"embedding model {chosen.model_name}"):
-        return Retriever(chosen, Embedder(chosen.model_name))
+    with _loading("the lore index and its embedding model"):
+        return open_retriever(workspace, collection)
 
 
 @app.command("query")
@@ -196,7 +190,7 @@ def query_command(
     json_output: JsonOption = False,
 ) -> None:
     """Show the lore a query gets: passages grown from the best chunks, with their sources and why."""
-    from scifi_llm.lore.evaluate import read_queries
+    from scifi_llm.lore import read_queries
 
     if (text is None) == (from_file is None):
         raise UserError("give a query TEXT or --from-file FILE (one of the two)")
@@ -255,7 +249,7 @@ def eval_command(
 ) -> None:
     """Measure retrieval: recall@1/3/5, MRR and per-kind results on a question file. Bad lines are
     reported and the rest scored; then the exit code is 1."""
-    from scifi_llm.lore.evaluate import evaluate, load_questions
+    from scifi_llm.lore import evaluate_retrieval, load_questions
 
     workspace = _workspace(ctx)
     lore = workspace.settings.lore
@@ -265,7 +259,7 @@ def eval_command(
     retriever = _open_retriever(workspace, collection)
     with _progress(json_output=json_output) as progress:
         task = progress.add_task("evaluating", total=len(questions))
-        report = evaluate(
+        report = evaluate_retrieval(
             retriever,
             questions,
             top_k or lore.top_k,
@@ -308,7 +302,7 @@ def status_command(
     json_output: JsonOption = False,
 ) -> None:
     """List collections: files, chunks, embedding model and last ingest (with --files, every file)."""
-    from scifi_llm.lore.store import LoreIndex
+    from scifi_llm.lore import LoreIndex
 
     workspace = _workspace(ctx)
     index = LoreIndex(workspace.index_dir)
@@ -359,7 +353,7 @@ def remove_command(
     json_output: JsonOption = False,
 ) -> None:
     """Delete a collection from the index (your lore files are not touched)."""
-    from scifi_llm.lore.store import LoreIndex
+    from scifi_llm.lore import LoreIndex
 
     index = LoreIndex(_workspace(ctx).index_dir)
     index.open(collection)

@@ -26,7 +26,7 @@ def monitor(
     """Watch the engine (requests running and waiting, KV cache, tokens/s, TTFT) and the proxy (recent
     queries and their lore sources, totals, latencies). A source that is down shows as down.
     """
-    from scifi_llm.serving.monitor import engine_snapshot, engine_view, proxy_snapshot
+    from scifi_llm.serving import engine_snapshot, engine_view, proxy_snapshot
 
     workspace = ctx.obj.open_workspace()
     record = process.read_record(workspace.state_dir)

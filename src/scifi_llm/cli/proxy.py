@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -76,38 +77,18 @@ def _run(workspace: "Workspace", upstreams: tuple[str, ...], options: dict, api_
     """Serve the proxy in this process until Ctrl-C."""
     import uvicorn
 
-    from scifi_llm.proxy.app import ProxySettings, create_app
-    from scifi_llm.proxy.guard import is_exposed
-    from scifi_llm.proxy.upstreams import Timeouts
+    from scifi_llm.proxy import ProxySettings, create_app, is_exposed
 
-    section, lore = workspace.settings.proxy, workspace.settings.lore
-    timeouts = Timeouts(
-        connect_s=options["connect_timeout"] or section.connect_timeout_s,
-        first_byte_s=options["first_byte_timeout"] or section.first_byte_timeout_s,
-        idle_s=options["idle_timeout"] or section.idle_timeout_s,
-        answer_s=section.answer_timeout_s,
-    )
-    history = not options["no_history"] and section.history
     host, port = options["host"], options["port"]
-    settings = ProxySettings(
-        upstreams=upstreams,
-        index_dir=workspace.index_dir,
-        collection=options["collection"] or lore.collection,
-        top_k=lore.top_k,
-        budget_tokens=lore.budget_tokens,
-        mode=lore.mode,
-        scan_depth=lore.scan_depth,
-        placement=section.lore_placement,
-        carry_tokens=section.lore_carry_tokens,
-        api_key=api_key or section.api_key or None,
-        max_body_bytes=int(section.max_body_mb * 2**20),
-        retrieval_timeout_s=section.retrieval_timeout_s,
-        timeouts=timeouts,
-        history_path=workspace.state_dir / "history.db" if history else None,
-        history_limit=section.history_limit,
-        host=host,
-        allowed_hosts=tuple(section.allowed_hosts),
-        allowed_origins=tuple(section.allowed_origins),
+    settings = ProxySettings.from_workspace(
+        workspace, upstreams=upstreams, host=host, collection=options["collection"], api_key=api_key or None
+    )
+    given = {"connect_s": options["connect_timeout"], "first_byte_s": options["first_byte_timeout"]}
+    given |= {"idle_s": options["idle_timeout"]}
+    settings = replace(
+        settings,
+        timeouts=replace(settings.timeouts, **{name: value for name, value in given.items() if value}),
+        history_path=None if options["no_history"] else settings.history_path,
     )
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if is_exposed(host) and not settings.api_key:
@@ -124,8 +105,7 @@ def _start_detached(
     workspace: "Workspace", upstreams: tuple[str, ...], options: dict, api_key: str | None
 ) -> None:
     """Start this same command in the background, recorded like the engine, and wait until it answers."""
-    from scifi_llm.serving import process
-    from scifi_llm.serving.engines import EngineCommand
+    from scifi_llm.serving import EngineCommand, process
 
     argv = [sys.executable, "-m", "scifi_llm", "--workspace", str(workspace.root), "proxy"]
     argv += [arg for url in upstreams for arg in ("--upstream", url)]
@@ -199,13 +179,15 @@ async def _stream(base: str, body: dict, api_key: str | None, echo: bool):
 
 def _print_lore(workspace, prompt: str) -> None:
     """The lore the proxy adds for this prompt, retrieved the same way."""
-    from scifi_llm.lore.retrieve import Retriever
-    from scifi_llm.lore.store import LoreIndex
-    from scifi_llm.proxy.augment import LORE_HEADER, lore_message
+    from scifi_llm.lore import open_retriever
+    from scifi_llm.proxy import LORE_HEADER, lore_message
 
     lore = workspace.settings.lore
-    retriever = Retriever(LoreIndex(workspace.index_dir).open(lore.collection))
-    hits = retriever.search(prompt, k=lore.top_k, mode=lore.mode, budget_tokens=lore.budget_tokens).results
+    hits = (
+        open_retriever(workspace)
+        .search(prompt, k=lore.top_k, mode=lore.mode, budget_tokens=lore.budget_tokens)
+        .results
+    )
     console.print(escape(lore_message(hits)["content"].removeprefix(LORE_HEADER).strip()))
 
 

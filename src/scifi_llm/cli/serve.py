@@ -11,9 +11,15 @@ from rich.markup import escape
 from scifi_llm.cli.output import console, err_console, print_json
 from scifi_llm.errors import UserError
 from scifi_llm.models import locate, require
-from scifi_llm.serving import process
-from scifi_llm.serving.engines import Engine, EngineCommand, ServeOptions, build_command, read_lora
-from scifi_llm.serving.gpu import detect_gpus
+from scifi_llm.serving import (
+    Engine,
+    EngineCommand,
+    ServeOptions,
+    build_command,
+    detect_gpus,
+    process,
+    read_lora,
+)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 

@@ -9,10 +9,10 @@ from rich.markup import escape
 
 from scifi_llm.cli.output import console, err_console, folding_table, print_json, progress_bar, warn
 from scifi_llm.errors import UserError
-from scifi_llm.tune.axolotl import accelerate_command, axolotl_command, load_train_config, shell_line
+from scifi_llm.tune import accelerate_command, axolotl_command, load_train_config, shell_line
 
 if TYPE_CHECKING:
-    from scifi_llm.tune.prepare import PrepareReport
+    from scifi_llm.tune import PrepareReport
 
 app = typer.Typer(help="Teach the model your voice: training data from your own prose.", no_args_is_help=True)
 
@@ -45,7 +45,7 @@ def prepare_command(
     the system prompt; writes a request for each passage; splits 90/10 by scene, the same way every run.
     """
     from scifi_llm.textio import DEFAULT_NOTE_PATTERNS
-    from scifi_llm.tune.prepare import PrepareOptions, prepare
+    from scifi_llm.tune import PrepareOptions, prepare_data
 
     if prompts not in ("heuristic", "llm"):
         raise UserError(f"--prompts {prompts!r}: choose heuristic or llm")
@@ -65,7 +65,7 @@ def prepare_command(
         note_patterns=(*DEFAULT_NOTE_PATTERNS, *tune.note_patterns),
         outside_folders=workspace.outside_folders,
     )
-    report = prepare(options)
+    report = prepare_data(options)
     if json_output:
         print_json(report.to_dict())
     else:
@@ -175,13 +175,13 @@ def _print_run(run, json_output: bool) -> None:
 
 def _train(config, root: Path, resume: bool, quiet: bool):
     try:
-        from scifi_llm.tune.train import train
+        from scifi_llm.tune import train_adapter
     except ImportError as exc:
         raise UserError(
             f"training needs the train extra ({exc.name} is missing): pip install 'scifi-llm[train]'"
         ) from exc
     if quiet:
-        return train(config, root, resume)
+        return train_adapter(config, root, resume)
     with progress_bar("training") as update:
 
         def report(step: int, total: int, latest: dict) -> None:
@@ -190,7 +190,7 @@ def _train(config, root: Path, resume: bool, quiet: bool):
             numbers += [f"{_peak_vram_gb():.1f} GB VRAM"] if _peak_vram_gb() else []
             update(step, total, " · ".join(numbers))
 
-        return train(config, root, resume, report)
+        return train_adapter(config, root, resume, report)
 
 
 def _peak_vram_gb() -> float:
@@ -216,12 +216,11 @@ def merge_command(
     Holds about one shard in memory, never the whole model. The output appears only when complete.
     Serve it with `scifi-llm serve DIR`, or skip merging: `scifi-llm serve BASE --lora name=ADAPTER`.
     """
-    from scifi_llm.tune.merge import merge
-    from scifi_llm.tune.merge import verify as verify_merge
+    from scifi_llm.tune import merge_adapter, verify_merge
 
     ctx.obj.open_workspace()
     with progress_bar("merging shards", disable=json_output) as update:
-        report = merge(adapter, output, base, dtype, update)
+        report = merge_adapter(adapter, output, base, dtype, update)
     if verify:
         report.verify_max_abs_diff, report.verified_tensors = verify_merge(adapter, output, base)
     if json_output:
@@ -261,7 +260,7 @@ def compare_command(
     (Burrows' Delta, sentence lengths, type-token ratio, dialogue), side-by-side passages, and an
     optional blind judge. Writes results/compare-<time>/ (report.md, report.html, report.json, metrics.png).
     """
-    from scifi_llm.tune.compare import CompareOptions, compare, metric_rows
+    from scifi_llm.tune import CompareOptions, compare_models, metric_rows
 
     workspace = ctx.obj.open_workspace()
     options = CompareOptions(
@@ -276,7 +275,7 @@ def compare_command(
         judge_url=judge_url,
     )
     with console.status("comparing", spinner="dots") as status:
-        report = compare(options, None if json_output else lambda step: status.update(escape(step)))
+        report = compare_models(options, None if json_output else lambda step: status.update(escape(step)))
     if json_output:
         print_json(report)
         return

@@ -1,1 +1,15 @@
 """The lore index: chunk notes, embed them, store them in LanceDB, and retrieve what a request needs."""
+
+from scifi_llm.exports import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "ingest": ["IngestOptions", "IngestReport", "ingest_lore"],
+        "store": ["LoreIndex"],
+        "retrieve": ["Fusion", "Hit", "Retrieval", "RetrievalMode", "Retriever"],
+        "service": ["LoreService", "open_retriever"],
+        "embed": ["DEFAULT_MODEL", "MINILM", "Embedder"],
+        "evaluate": ["EvalReport", "Question", "evaluate_retrieval", "load_questions", "read_queries"],
+    },
+)

@@ -130,7 +130,7 @@ def found_rank(retrieval: Retrieval, gold_phrases: tuple[str, ...]) -> int | Non
     return None
 
 
-def evaluate(
+def evaluate_retrieval(
     retriever: Retriever,
     questions: list[Question],
     k: int,

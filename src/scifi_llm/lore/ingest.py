@@ -262,7 +262,7 @@ def _count_pieces(
     return title, facts, count, front_matter_error
 
 
-def ingest(
+def ingest_lore(
     roots: list[Path],
     lore_dir: Path,
     index: LoreIndex,

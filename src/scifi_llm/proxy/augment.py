@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:  # the proxy's CLI imports this module; the lore library loads only when lore is used
-    from scifi_llm.lore.retrieve import Hit
+    from scifi_llm.lore import Hit
 
 Placement = Literal["conversation", "last_user", "system"]
 SHORT_QUERY_WORDS = 12

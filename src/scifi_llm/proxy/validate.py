@@ -4,15 +4,29 @@ Whatever would make the engine (or our own lore search, history or token countin
 with a 400, 413 or 422 in OpenAI's shape, naming the field: a request never turns into a 500.
 """
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 # Fields an engine would reject with a 400 or, worse, a 500 the proxy would report as the engine failing.
 _NUMBERS = {"max_tokens": 1, "max_completion_tokens": 1, "n": 1, "temperature": 0, "top_p": 0}
 _WHOLE = {"max_tokens", "max_completion_tokens", "n"}
-_LORE_OPTIONS = {"enabled": bool, "collection": str, "top_k": int, "budget_tokens": int}
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+@dataclass(frozen=True)
+class LoreOptions:
+    """What a request asks of the lore (its optional `lore` field over the proxy's settings)."""
+
+    collection: str
+    top_k: int
+    budget_tokens: int
+    enabled: bool = True
+
+
+_LORE_OPTIONS = {field.name: field.type for field in dataclasses.fields(LoreOptions)}
 
 
 class BadRequest(Exception):
@@ -62,7 +76,7 @@ def parse_chat(raw: bytes) -> dict:
     return body
 
 
-def lore_options(given, defaults: dict) -> dict:
+def lore_options(given, defaults: LoreOptions) -> LoreOptions:
     """The request's `lore` field over the proxy's defaults; wrong types are a 422."""
     if given is None:
         return defaults
@@ -76,7 +90,7 @@ def lore_options(given, defaults: dict) -> dict:
             )
         if not isinstance(value, expected) or (expected is int and (isinstance(value, bool) or value < 1)):
             raise BadRequest(422, f"lore.{key} must be {expected.__name__}", f"lore.{key}")
-    return defaults | given
+    return dataclasses.replace(defaults, **given)
 
 
 def _check_messages(messages) -> None:

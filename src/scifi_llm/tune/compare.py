@@ -65,7 +65,7 @@ class CompareOptions:
     judge_tries: int = 2
 
 
-def compare(options: CompareOptions, progress: Progress | None = None) -> dict:
+def compare_models(options: CompareOptions, progress: Progress | None = None) -> dict:
     """Run the comparison and write the report folder; returns the report."""
     say = progress or (lambda _: None)
     examples = load_examples(options.validation)

@@ -89,7 +89,7 @@ class _Delta:
         return weight.float().addmm_(first.float(), second.float(), alpha=self.scale)
 
 
-def merge(
+def merge_adapter(
     adapter_dir: Path,
     output: Path,
     base: str | None = None,
@@ -278,7 +278,7 @@ def _copy_serving_files(base_dir: Path, staging: Path, dtype: str) -> None:
     atomic_write_text(staging / "config.json", json.dumps(config, indent=2) + "\n")
 
 
-def verify(
+def verify_merge(
     adapter_dir: Path, merged_dir: Path, base: str | None = None, sample: int = 8
 ) -> tuple[float, int]:
     """Compare a sample of merged weights with PEFT's own `merge_and_unload` (which loads the whole base):

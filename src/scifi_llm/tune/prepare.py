@@ -19,10 +19,10 @@ from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.textio import DEFAULT_NOTE_PATTERNS
 from scifi_llm.tokens import TokenCounter, load_tokenizer
+from scifi_llm.tune.author_profile import profile
 from scifi_llm.tune.chunk import ChunkReport, Passage, pack_all
 from scifi_llm.tune.corpus import ReadReport, read_writing
 from scifi_llm.tune.prompts import HeuristicPrompts, llm_requests, request_key
-from scifi_llm.tune.style import profile
 
 # Room kept for the system prompt, a writing request and the chat template around them.
 _LONGEST_REQUEST_TOKENS = 64
@@ -69,7 +69,7 @@ class PrepareReport:
         return asdict(self)
 
 
-def prepare(options: PrepareOptions) -> PrepareReport:
+def prepare_data(options: PrepareOptions) -> PrepareReport:
     """Read, clean, chunk, prompt, split and write; re-running on the same input gives identical files."""
     with _collector_paused():
         return _prepare(options)

@@ -13,7 +13,7 @@ import statistics
 from collections import Counter
 
 from scifi_llm.text import split_sentences, words_in
-from scifi_llm.tune.style import profile
+from scifi_llm.tune.author_profile import profile
 
 MATTR_WINDOW = 50
 

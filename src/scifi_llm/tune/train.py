@@ -29,8 +29,8 @@ from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_dir, atomic_write_text
 from scifi_llm.models import require
 from scifi_llm.tokens import load_tokenizer
-from scifi_llm.tune.axolotl import TrainConfig
 from scifi_llm.tune.dataset import load_examples
+from scifi_llm.tune.train_config import TrainConfig, save_resolved
 
 ADAPTER_FOLDER = "adapter"
 LOG_NAME = "log.jsonl"
@@ -58,13 +58,16 @@ class TrainRun:
         return asdict(self)
 
 
-def train(
+def train_adapter(
     config: TrainConfig, root: Path, resume: bool = False, progress: Progress | None = None
 ) -> TrainRun:
     """Train the adapter the config describes; paths in it are relative to the workspace `root`."""
     run_dir = root / config.output_dir
     checkpoint = _resume_point(run_dir, resume)
     notes: list[str] = []
+    if _main_process():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_resolved(config, run_dir)
     try:
         with _libraries_quiet():
             trainer = setup(config, root, run_dir, notes, progress)
