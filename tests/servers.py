@@ -1,9 +1,10 @@
 """Servers for tests: the proxy in a background thread, fault-injecting fake engines, and a tap.
 
-FaultyEngine and RacyEngine are the only fakes in the suite. They exist because a real engine will not,
-on demand, cut a stream in the middle, hang, stall, send a malformed stream, answer 429 or 500, close a
-kept-alive connection just as it is reused, or report when a client went away; every other test talks to
-a real `transformers serve` process. EngineTap is not a fake: it passes each request on to the real engine
+FaultyEngine and RacyEngine are fakes that exist because a real engine will not, on demand, cut a stream in
+the middle, hang, stall, send a malformed stream, answer 429 or 500, close a kept-alive connection just as
+it is reused, or report when a client went away. ScriptedModel answers what a test scripts: the verdict of
+a judge, a quote to verify, which the tiny model cannot give. Every other test talks to a real
+`transformers serve` process. EngineTap is not a fake: it passes each request on to the real engine
 and keeps a copy of the body, so a test can read exactly what the engine received.
 """
 
@@ -146,6 +147,51 @@ class FaultyEngine:
 
 
 ERRORS = {"busy": (429, {"retry-after": "7"}), "refuse": (400, {}), "crash": (500, {})}
+
+
+class ScriptedModel:
+    """An OpenAI-compatible model whose every answer the test chooses: `reply(messages)` gives the text
+    (a judge's verdict, a malformed answer, one that is right only on the retry), streamed word by word
+    `pace_s` apart when the client asks for a stream. `asked` keeps every request's messages."""
+
+    def __init__(self, reply, pace_s: float = 0.0, name: str = "scripted") -> None:
+        self.reply, self.pace_s, self.name = reply, pace_s, name
+        self.asked: list[list[dict]] = []
+        self.app = FastAPI()
+        self.app.post("/v1/chat/completions")(self.chat)
+        self.app.get("/v1/models")(self.models)
+
+    async def models(self):
+        return {"object": "list", "data": [{"id": self.name, "object": "model", "owned_by": "scripted"}]}
+
+    async def chat(self, request: Request):
+        body = await request.json()
+        self.asked.append(body["messages"])
+        text = self.reply(body["messages"])
+        if body.get("stream"):
+            return StreamingResponse(self._stream(text), media_type="text/event-stream")
+        words = len(text.split())
+        return {
+            "id": "scripted",
+            "object": "chat.completion",
+            "model": self.name,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": words, "total_tokens": words + 1},
+        }
+
+    async def _stream(self, text: str):
+        for word in re.findall(r"\S+\s*", text):
+            yield _chunk(word)
+            await asyncio.sleep(self.pace_s)
+        yield "data: [DONE]\n\n"
+
+
+def in_turn(*answers: str):
+    """A `reply` that gives `answers` one after another, the last one ever after."""
+    given = iter(answers)
+    return lambda _messages: next(given, answers[-1])
 
 
 class RacyEngine:

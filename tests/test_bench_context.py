@@ -38,4 +38,6 @@ def test_bench_context_writes_its_results(cli, workspace, engine, tiny_llama):
     assert sorted(path.name for path in (workspace.root / "results" / folder.split("/")[-1]).iterdir()) == [
         "context.json",
         "context.png",
+        "environment.json",
+        "summary.md",
     ]

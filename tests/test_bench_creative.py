@@ -6,7 +6,18 @@ import statistics
 import pytest
 
 from scifi_llm.bench import creative_scores
-from scifi_llm.bench.creative import RUBRIC, bootstrap_interval, load_prompts, parse_scores, repetition
+from scifi_llm.bench.creative import (
+    RUBRIC,
+    bootstrap_interval,
+    judge_scores,
+    load_prompts,
+    parse_scores,
+    repetition,
+)
+from scifi_llm.judge import RETRY_REMINDER
+from servers import ScriptedModel, serve_in_thread
+
+from conftest import free_port
 
 
 def test_the_shipped_prompts_and_rubric_are_big_enough():
@@ -60,3 +71,29 @@ def test_the_judge_is_the_server_itself_unless_told_otherwise(cli, workspace, en
     assert unjudged["judge"] is None and "--no-judge" in unjudged["note"]
     both = cli(*base, "--no-judge", "--judge-url", engine, workspace=workspace)
     assert both.exit_code == 1 and "contradict" in both.stderr
+
+
+def test_an_unreadable_judge_answer_is_asked_again_and_the_scores_averaged():
+    scores = dict.fromkeys(RUBRIC, 7) | {"prose": 10}
+
+    def judge(messages):  # prose at first, the rubric's JSON when reminded
+        return (
+            json.dumps({"scores": scores}) if messages[-1]["content"] == RETRY_REMINDER else "A fine scene!"
+        )
+
+    model = ScriptedModel(judge)
+    with serve_in_thread(model.app, free_port()) as url:
+        result = judge_scores(f"{url}/v1", ["Write a scene."] * 3, ["It rained.", "Snow fell.", "Dust."])
+    assert result["scored"] == 3 and result["failures"] == 0 and result["unreadable_answers"] == 3
+    assert result["score"] == round((7 * (len(RUBRIC) - 1) + 10) / len(RUBRIC) * 10, 2)
+    assert result["per_criterion"]["prose"] == 10 and result["per_criterion"]["pacing"] == 7
+    assert sorted(len(messages) for messages in model.asked) == [1, 1, 1, 3, 3, 3]
+
+
+def test_a_judge_that_never_follows_the_rubric_is_a_failure_not_a_zero():
+    out_of_range = json.dumps({"scores": dict.fromkeys(RUBRIC, 11)})
+    model = ScriptedModel(lambda _messages: out_of_range)
+    with serve_in_thread(model.app, free_port()) as url:
+        result = judge_scores(f"{url}/v1", ["Write a scene."] * 2, ["It rained.", "Snow fell."])
+    assert result["scored"] == 0 and result["failures"] == 2 and result["unreadable_answers"] == 4
+    assert result["score"] is None and result["per_criterion"] is None

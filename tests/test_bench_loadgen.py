@@ -3,7 +3,6 @@
 import asyncio
 import json
 import subprocess
-import threading
 import time
 
 import pytest
@@ -44,13 +43,19 @@ def test_requests_cut_off_by_a_dying_server_are_counted_as_failures(tiny_llama):
         deadline = time.monotonic() + 120
         while not process.is_healthy(command.health_url) and time.monotonic() < deadline:
             time.sleep(0.3)
-        killer = threading.Timer(3.0, server.kill)
-        killer.start()
+        answered = []
+
+        def kill_after_three(result):  # the server dies with most of the 400 requests still to come
+            answered.append(result.ok)
+            if sum(answered) == 3:
+                server.kill()
+
         load = Load(requests=400, concurrency=2, warmup=0)
         results, duration = asyncio.run(
-            run_load(command.base_url, [body(str(tiny_llama), 64)], load, timeout=30)
+            run_load(
+                command.base_url, [body(str(tiny_llama), 64)], load, timeout=30, on_result=kill_after_three
+            )
         )
-        killer.join()
     finally:
         server.kill()
         server.wait(timeout=30)

@@ -13,20 +13,27 @@ def json_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 
-def test_help_explains_every_command(cli):
-    for command in (
-        [],
-        ["init"],
-        ["doctor"],
-        ["lore"],
-        ["lore", "ingest"],
-        ["lore", "query"],
-        ["lore", "eval"],
-        ["lore", "status"],
-        ["lore", "remove"],
-    ):
-        result = cli(*command, "--help")
-        assert result.exit_code == 0 and "Usage" in result.stdout
+def _command_paths(group, path=()):
+    """Every command of the app, as the words that name it (groups included)."""
+    yield path, group
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _command_paths(command, (*path, name))
+
+
+def test_help_explains_every_command_and_option(cli):
+    import typer.main
+
+    from scifi_llm.cli import app
+
+    commands = list(_command_paths(typer.main.get_command(app)))
+    assert len(commands) > 30
+    for path, command in commands:
+        result = cli(*path, "--help")
+        assert result.exit_code == 0 and "Usage" in result.stdout, path
+        assert (command.help or "").strip(), f"`{' '.join(path)}` has no help text"
+        for parameter in command.params:
+            if parameter.param_type_name == "option" and not parameter.hidden:
+                assert (parameter.help or "").strip(), f"`{' '.join(path)}` {parameter.opts[0]} has no help"
 
 
 def test_init_then_refuse_to_overwrite(cli, tmp_path):

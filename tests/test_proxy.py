@@ -14,7 +14,7 @@ from scifi_llm.errors import UserError
 from scifi_llm.lore import Hit, LoreService
 from scifi_llm.proxy import LORE_HEADER, History, ProxySettings, Timeouts, create_app, lore_message
 from scifi_llm.proxy.app import _ProxyState
-from scifi_llm.proxy.augment import Given, LoreMemory, LoreRequest, lore_request, place
+from scifi_llm.proxy.augment import Given, LoreMemory, lore_request, place
 from scifi_llm.proxy.history import MIGRATIONS
 from scifi_llm.proxy.metrics import RequestRecord
 from servers import ELENA_QUESTION, EngineTap, FaultyEngine, ask, running_proxy, sdk, serve_in_thread
@@ -353,14 +353,14 @@ def test_concurrent_requests_share_one_embedding_batch(example_workspace, monkey
 
     async def ask_all():
         questions = [f"What does Elena Voss carry on day {n}?" for n in range(8)]
-        searches = (service.search(LoreRequest(q), "scifi_world", 3, 1500, "hybrid") for q in questions)
+        searches = (service.search(q, "scifi_world", 3, 1500, "hybrid") for q in questions)
         return await asyncio.gather(*searches)
 
     answers = asyncio.run(ask_all())
     assert len(answers) == 8 and all(answer.results for answer in answers)
     assert len(batches) < 8 and sum(batches) >= 8  # fewer forward passes than requests
     with pytest.raises(UserError):
-        asyncio.run(service.search(LoreRequest("anything"), "no_such_collection", 3, 1500, "hybrid"))
+        asyncio.run(service.search("anything", "no_such_collection", 3, 1500, "hybrid"))
 
 
 def test_a_long_query_never_holds_up_the_short_ones(example_workspace, monkeypatch):
@@ -385,10 +385,10 @@ def test_a_long_query_never_holds_up_the_short_ones(example_workspace, monkeypat
     service.preload("scifi_world")
 
     async def long_then_short():
-        pasted = LoreRequest("The corridor hums and the lamps gutter. " * 50)
+        pasted = "The corridor hums and the lamps gutter. " * 50
         long = asyncio.ensure_future(service.search(pasted, "scifi_world", 3, 1500, "hybrid"))
         await asyncio.to_thread(long_started.wait, 10)
-        short = await service.search(LoreRequest("Who is Elena Voss?"), "scifi_world", 3, 1500, "hybrid")
+        short = await service.search("Who is Elena Voss?", "scifi_world", 3, 1500, "hybrid")
         return short, await long
 
     short, long = asyncio.run(long_then_short())

@@ -14,7 +14,7 @@ import pytest
 
 from scifi_llm.lore import LoreService
 from scifi_llm.proxy import Timeouts
-from scifi_llm.proxy.augment import MAX_QUERY_CHARS, LoreRequest, lore_request
+from scifi_llm.proxy.augment import MAX_QUERY_CHARS, lore_request
 from servers import ELENA_QUESTION, FaultyEngine, RacyEngine, serve_in_thread
 
 from conftest import free_port
@@ -229,7 +229,7 @@ def test_a_search_whose_request_gave_up_is_never_run(example_workspace, monkeypa
     service.preload("scifi_world")
 
     async def one_gives_up():
-        search = lambda q: service.search(LoreRequest(q), "scifi_world", 3, 1500, "hybrid")  # noqa: E731
+        search = lambda q: service.search(q, "scifi_world", 3, 1500, "hybrid")  # noqa: E731
         first = asyncio.ensure_future(search("Who is Elena Voss?"))
         await asyncio.sleep(0)  # the first search is under way; the next two wait for it
         kept, abandoned = asyncio.ensure_future(search("the Lark")), asyncio.ensure_future(search("Harrow"))

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ from transformers import AutoModelForCausalLM
 from scifi_llm.tune import CompareOptions, PrepareOptions, compare_models, merge_adapter, prepare_data
 from scifi_llm.tune.compare import METRIC_LABELS, parse_verdict, summarise_verdicts
 from scifi_llm.tune.stylometry import burrows_delta, dialogue_share, mattr, wasserstein
+from servers import ScriptedModel, in_turn, serve_in_thread
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, free_port
 
 
 def paragraphs(folder: Path) -> list[str]:
@@ -73,9 +75,10 @@ def test_compare_reports_every_metric_for_both_models_with_an_endpoint_and_a_jud
         prompts=2,
         max_tokens=30,
         base_url=engine,  # the base writes through transformers serve; the tuned one locally
-        judge_url=engine,
     )
-    report = compare_models(options)
+    biased = ScriptedModel(in_turn("Neither, really.", "A"))  # unreadable once, then always the first
+    with serve_in_thread(biased.app, free_port()) as judge:
+        report = compare_models(replace(options, judge_url=f"{judge}/v1"))
     folder = Path(report["folder"])
     assert sorted(path.name for path in folder.iterdir()) == [
         "metrics.png",
@@ -91,9 +94,10 @@ def test_compare_reports_every_metric_for_both_models_with_an_endpoint_and_a_jud
     assert len(report["samples"]) == 2 and all(
         sample["base"] and sample["tuned"] for sample in report["samples"]
     )
-    judge = report["judge"]
-    assert judge["questions"] == 4 and set(judge["verdicts"]) <= {"base", "tuned", None}
-    assert judge["failures"] == judge["verdicts"].count(None)
+    judge = report["judge"]  # each pair is asked in both orders: a judge that always says A never agrees
+    assert judge["verdicts"] == ["base", "tuned", "base", "tuned"] and judge["failures"] == 0
+    assert judge["questions"] == 4 and judge["tuned_wins"] == 2 and judge["order_agreement"] == 0.0
+    assert sorted(len(messages) for messages in biased.asked) == [1, 1, 1, 1, 3]  # one retry
     assert "| metric | author | base | tuned | better |" in (folder / "report.md").read_text()
     assert (folder / "metrics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list((tmp_path / "results").glob(".*"))

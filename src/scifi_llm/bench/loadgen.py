@@ -90,10 +90,15 @@ async def one_request(
 
 
 async def run_load(
-    url: str, bodies: list[dict], load: Load, count_tokens: CountTokens | None = None, timeout: float = 600
+    url: str,
+    bodies: list[dict],
+    load: Load,
+    count_tokens: CountTokens | None = None,
+    timeout: float = 600,
+    on_result: Callable[[RequestResult], None] | None = None,
 ) -> tuple[list[RequestResult], float]:
     """Send `load.requests` requests (bodies used in turn) after the warm-up; returns the results and
-    the wall time of the counted part."""
+    the wall time of the counted part. `on_result` hears of each counted request as it ends (progress)."""
     limits = httpx.Limits(
         max_connections=max(load.concurrency, 1) + 4, max_keepalive_connections=load.concurrency
     )
@@ -108,7 +113,10 @@ async def run_load(
             if arrivals is not None:
                 await asyncio.sleep(max(0.0, started + arrivals[index] - time.perf_counter()))
             async with slots:
-                return await one_request(client, url, bodies[index % len(bodies)], count_tokens)
+                result = await one_request(client, url, bodies[index % len(bodies)], count_tokens)
+            if on_result:
+                on_result(result)
+            return result
 
         results = await asyncio.gather(*(send(index) for index in range(load.requests)))
         return list(results), time.perf_counter() - started

@@ -50,7 +50,10 @@ def serve(
         str | None, typer.Option(help="Context in tokens, or 'auto' from free VRAM.")
     ] = None,
     max_num_seqs: Annotated[int | None, typer.Option(min=1, help="Most sequences vLLM runs at once.")] = None,
-    gpu_memory_utilization: Annotated[float | None, typer.Option(min=0.05, max=1.0)] = None,
+    gpu_memory_utilization: Annotated[
+        float | None,
+        typer.Option(min=0.05, max=1.0, help="Share of GPU memory vLLM may take (default: settings, 0.90)."),
+    ] = None,
     kv_cache_dtype: Annotated[str, typer.Option(help="vLLM KV-cache dtype, e.g. fp8.")] = "auto",
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="Split one model over N GPUs (vLLM).")] = 1,
     lora: Annotated[
