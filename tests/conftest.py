@@ -21,7 +21,7 @@ for name in [key for key in os.environ if key.startswith("SCIFI_LLM_")]:
 
 from scifi_llm.cli import app  # noqa: E402
 from scifi_llm.config import LoreSettings, Workspace, init_workspace  # noqa: E402
-from scifi_llm.lore import (  # noqa: E402  # noqa: E402
+from scifi_llm.lore import (  # noqa: E402
     MINILM,
     Embedder,
     IngestOptions,
@@ -36,6 +36,16 @@ from scifi_llm.serving import (  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+# A test that uses one of these loads a model or starts a server: it belongs to the slow tier
+# (`pytest -m "not slow"` leaves it out). Tests that start processes of their own are marked by hand.
+SLOW_FIXTURES = {"minilm", "example_workspace", "tiny_llama", "engine", "proxy"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that load a model or start a server as `slow`."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

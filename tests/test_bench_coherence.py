@@ -28,7 +28,7 @@ def test_contradiction_lists_are_read_strictly():
 
 
 def test_a_long_story_is_written_in_continuations_and_every_fact_probed(engine):
-    result = coherence_scores(engine, judge_url=engine, target_tokens=200, chunk_tokens=64)
+    result = coherence_scores(engine, judge_url=engine, target_tokens=200, chunk_tokens=64, judge_tokens=24)
     assert result["story_tokens"] >= 200 and result["continuations"] == 4  # 64 + 64 + 64 + 8
     assert result["stopped_because"] == "reached the target length"
     assert result["facts"] == len(load_sheet()["facts"]) == len(result["probes"])

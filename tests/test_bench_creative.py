@@ -48,7 +48,7 @@ def test_repetition_and_the_bootstrap_interval():
 
 
 def test_a_judge_that_cannot_score_counts_failures_not_zeros(engine):
-    result = creative_scores(engine, judge_url=engine, prompts=3, max_tokens=16)
+    result = creative_scores(engine, judge_url=engine, prompts=3, max_tokens=16, judge_tokens=24)
     free = result["judge_free"]
     assert free["answers"] == 3 and free["completion_rate"] == 0.0  # the tiny model always runs to the limit
     assert (

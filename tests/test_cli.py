@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import huggingface_hub.constants
+import pytest
 
 from conftest import EXAMPLES, copy_lore, write
 
@@ -181,6 +182,7 @@ def test_eval_prints_recall_table_and_json(cli, example_workspace, tmp_path):
     assert result.exit_code == 1  # as lore query --from-file: a skipped line is a failure
 
 
+@pytest.mark.slow
 def test_everyday_commands_load_no_heavy_library():
     """`stop --help` and the training modules must not import LanceDB, torch or transformers."""
     probe = (

@@ -179,6 +179,7 @@ def _versions(table_dir) -> int:
     return len(list(versions.iterdir())) if versions.is_dir() else 0
 
 
+@pytest.mark.slow
 def test_kill_9_in_the_middle_of_an_ingest_then_ingest_again(tmp_path):
     """A real `scifi-llm lore ingest` process is killed with SIGKILL after its first commits."""
     workspace = init_workspace(tmp_path / "novel", with_example=True)
@@ -293,6 +294,7 @@ def test_an_unchanged_ingest_is_answered_without_opening_the_index(workspace, mi
     assert repaired.files_indexed == 1 and repaired.chunks_total == first.chunks_total
 
 
+@pytest.mark.slow
 def test_an_interrupted_rebuild_leaves_the_collection_in_use_untouched(tmp_path):
     """A real `lore ingest --rebuild` is interrupted (Ctrl-C) half-way: the old collection still answers."""
     workspace = init_workspace(tmp_path / "novel", with_example=True)
@@ -372,6 +374,7 @@ def test_a_collection_name_that_is_a_path_is_refused_before_any_work(cli, worksp
         assert result.stderr == "error: collection name '../../x' may hold only letters, digits, _ and -\n"
 
 
+@pytest.mark.slow
 def test_a_large_note_is_stored_in_batches_and_a_killed_ingest_resumes_where_it_stopped(tmp_path):
     """A note of hundreds of chunks spans many committed batches: after SIGKILL, the next ingest keeps
     the chunks already stored and embeds only the rest."""

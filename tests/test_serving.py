@@ -182,6 +182,7 @@ def test_a_stale_record_is_cleaned_and_a_foreign_process_is_never_stopped(cli, w
         foreign.wait()
 
 
+@pytest.mark.slow
 def test_an_engine_that_dies_while_starting_fails_fast(cli, workspace, tmp_path, monkeypatch):
     monkeypatch.setenv("SCIFI_LLM_SERVE__STARTUP_TIMEOUT", "120")
     write(tmp_path / "broken" / "config.json", "{not json")

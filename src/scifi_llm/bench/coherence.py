@@ -47,6 +47,7 @@ def coherence_scores(
     target_tokens: int = 4096,
     chunk_tokens: int = 512,
     max_rounds: int = 24,
+    judge_tokens: int = 800,
 ) -> dict:
     """Write the long story, probe every fact, and (with a judge) list contradictions."""
     sheet = load_sheet()
@@ -69,7 +70,7 @@ def coherence_scores(
         "probes": probes,
         "story_start": story[:1500],
     }
-    report["contradictions"] = _scan(judge_url, sheet, story) if judge_url else None
+    report["contradictions"] = _scan(judge_url, sheet, story, judge_tokens) if judge_url else None
     if judge_url is None:
         report["note"] = "no judge (--no-judge): no contradiction scan, probes only"
     return report
@@ -135,10 +136,12 @@ def parse_contradictions(answer: str) -> list[dict] | None:
     return found
 
 
-def _scan(judge_url: str, sheet: dict, story: str) -> dict:
+def _scan(judge_url: str, sheet: dict, story: str, judge_tokens: int) -> dict:
     facts = "\n".join(f"[{fact['id']}] {fact['fact']}" for fact in sheet["facts"])
     prompt = SCAN_PROMPT.format(facts=facts, story=story)
-    [found], unreadable = asyncio.run(ask_all(judge_url, [prompt], parse_contradictions, max_tokens=800))
+    [found], unreadable = asyncio.run(
+        ask_all(judge_url, [prompt], parse_contradictions, max_tokens=judge_tokens)
+    )
     if found is None:
         return {"scanned": False, "unreadable_answers": unreadable, "items": None}
     return {"scanned": True, "unreadable_answers": unreadable, "count": len(found), "items": found}

@@ -61,8 +61,10 @@ def creative_scores(
     max_tokens: int = 512,
     concurrency: int = 4,
     seed: int = 0,
+    judge_tokens: int = 400,
 ) -> dict:
-    """Generate an answer to each prompt, measure them, and score them when a judge is given."""
+    """Generate an answer to each prompt, measure them, and score them when a judge is given (allowed
+    `judge_tokens` for each verdict)."""
     chosen = load_prompts()[:prompts]
     info = asyncio.run(endpoint_info(url))
     bodies = [
@@ -92,7 +94,8 @@ def creative_scores(
         report["note"] = "no judge (--no-judge): judge-free measures only"
         return report
     answered = [(prompt, result.text) for prompt, result in zip(chosen, results, strict=True) if result.ok]
-    report["judge"] = judge_scores(judge_url, [p for p, _ in answered], [a for _, a in answered], seed)
+    prompts_given, answers_given = [p for p, _ in answered], [a for _, a in answered]
+    report["judge"] = judge_scores(judge_url, prompts_given, answers_given, seed, judge_tokens)
     return report
 
 
@@ -137,14 +140,16 @@ def parse_scores(answer: str) -> dict[str, int] | None:
     return picked
 
 
-def judge_scores(judge_url: str, prompts: list[str], answers: list[str], seed: int = 0) -> dict:
+def judge_scores(
+    judge_url: str, prompts: list[str], answers: list[str], seed: int = 0, judge_tokens: int = 400
+) -> dict:
     """Each answer scored on the rubric; the mean score (0-100) with a bootstrap 95% interval."""
     criteria = "\n".join(f"- {name}: {meaning}" for name, meaning in RUBRIC.items())
     questions = [
         JUDGE_PROMPT.format(prompt=prompt, passage=answer, criteria=criteria)
         for prompt, answer in zip(prompts, answers, strict=True)
     ]
-    verdicts, unreadable = asyncio.run(ask_all(judge_url, questions, parse_scores))
+    verdicts, unreadable = asyncio.run(ask_all(judge_url, questions, parse_scores, max_tokens=judge_tokens))
     scored = [verdict for verdict in verdicts if verdict is not None]
     overall = [statistics.fmean(verdict.values()) * 10 for verdict in scored]
     return {

@@ -74,8 +74,10 @@ class _Sizes:
     context_output: int = 64
     creative_prompts: int | None = None
     creative_tokens: int = 512
+    judge_tokens: int = 400  # a rubric verdict
     story_tokens: int = 4096
     story_chunk: int = 512
+    scan_tokens: int = 800  # the judge's list of contradictions
     pipeline_questions: int = 10
 
 
@@ -88,8 +90,10 @@ QUICK = _Sizes(
     context_output=8,
     creative_prompts=3,
     creative_tokens=32,
+    judge_tokens=160,
     story_tokens=256,
     story_chunk=64,
+    scan_tokens=128,
     pipeline_questions=2,
 )
 
@@ -104,8 +108,12 @@ def _benchmarks(workspace: Workspace, options: SuiteOptions, count_tokens) -> di
         "context": lambda: context.context_sweep(
             url, n.context_lengths, options.max_model_len, n.context_output, count_tokens=count_tokens
         ),
-        "creative": lambda: creative.creative_scores(url, judge, n.creative_prompts, n.creative_tokens),
-        "coherence": lambda: coherence.coherence_scores(url, judge, n.story_tokens, n.story_chunk),
+        "creative": lambda: creative.creative_scores(
+            url, judge, n.creative_prompts, n.creative_tokens, judge_tokens=n.judge_tokens
+        ),
+        "coherence": lambda: coherence.coherence_scores(
+            url, judge, n.story_tokens, n.story_chunk, judge_tokens=n.scan_tokens
+        ),
     }
     if options.questions_file is None:
         runs["retrieval"] = runs["pipeline"] = _skipped("no question file given (--questions)")

@@ -14,6 +14,8 @@ JudgeOption = Annotated[
     str | None, typer.Option(help="OpenAI endpoint of the judge (default: the same server).")
 ]
 NoJudgeOption = Annotated[bool, typer.Option(help="No judge: the judge-free measures only.")]
+BaseUrlOption = Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def _judge(judge_url: str | None, no_judge: bool, url: str) -> str | None:
@@ -50,7 +52,7 @@ def _token_counter(workspace, tokenizer: str | None):
 @app.command("throughput")
 def throughput_command(
     ctx: typer.Context,
-    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    base_url: BaseUrlOption = None,
     input_tokens: Annotated[int, typer.Option(min=1, help="Prompt length of every request.")] = 256,
     output_tokens: Annotated[int, typer.Option(min=2, help="Tokens asked of every request.")] = 128,
     levels: Annotated[str, typer.Option(help="Concurrency levels of the sweep.")] = "1,4,9,16",
@@ -64,7 +66,7 @@ def throughput_command(
     quick: Annotated[
         bool, typer.Option(help="Seconds, not minutes (tiny prompts, levels 1 and 2): a check on a CPU.")
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Single-stream decode speed (tokens/s) and a concurrency sweep: throughput against latency.
 
@@ -121,7 +123,7 @@ def throughput_command(
 @app.command("context")
 def context_command(
     ctx: typer.Context,
-    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    base_url: BaseUrlOption = None,
     lengths: Annotated[
         str, typer.Option(help="Prompt lengths in tokens.")
     ] = "1024,2048,4096,8192,16384,32768,61440",
@@ -130,7 +132,7 @@ def context_command(
     ] = None,
     output_tokens: Annotated[int, typer.Option(min=2, help="Tokens asked at each length.")] = 64,
     tokenizer: Annotated[str | None, typer.Option(help="Local tokenizer for exact prompt lengths.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Time to first token and decode speed from short prompts up to the model's maximum context.
 
@@ -167,12 +169,12 @@ def context_command(
 @app.command("creative")
 def creative_command(
     ctx: typer.Context,
-    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    base_url: BaseUrlOption = None,
     judge_url: JudgeOption = None,
     no_judge: NoJudgeOption = False,
     prompts: Annotated[int | None, typer.Option(min=1, help="Use only the first N prompts.")] = None,
     max_tokens: Annotated[int, typer.Option(min=16, help="Longest answer.")] = 512,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Writing quality on our science-fiction prompts: judge-free measures (completion rate, distinct-2,
     repetition, length) and a judge's 12-criterion rubric scored 0-100 with a 95% interval (the judge is
@@ -214,12 +216,12 @@ def creative_command(
 @app.command("coherence")
 def coherence_command(
     ctx: typer.Context,
-    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    base_url: BaseUrlOption = None,
     judge_url: JudgeOption = None,
     no_judge: NoJudgeOption = False,
     target_tokens: Annotated[int, typer.Option(min=64, help="Length of the story to write.")] = 4096,
     chunk_tokens: Annotated[int, typer.Option(min=16, help="Tokens per continuation.")] = 512,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Character consistency over a long story: facts kept (probe questions answered from the whole
     story) and a judge's list of statements that contradict the character sheet (--no-judge skips it).
@@ -258,7 +260,7 @@ def retrieval_command(
     ctx: typer.Context,
     questions_file: Annotated[Path, typer.Argument(help="JSONL with `question`, `gold_phrases`, `kind`.")],
     top_k: Annotated[int | None, typer.Option("-k", "--top-k", min=1, help="Default: the setting.")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Retrieval quality of the lore index (as `lore eval`): recall@k, MRR, mean distance, per kind.
 
@@ -288,7 +290,7 @@ def pipeline_command(
     base_url: Annotated[str | None, typer.Option(help="The engine (default: the proxy's upstream).")] = None,
     questions: Annotated[int, typer.Option("-n", min=1, help="How many questions to send.")] = 5,
     max_tokens: Annotated[int, typer.Option(min=1, help="Longest answer.")] = 64,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """End to end through the lore proxy: retrieval time, TTFT through the proxy and direct, the sources
     injected, and whether the answers state the gold facts. Writes results/<time>/pipeline.json."""
@@ -322,7 +324,7 @@ def pipeline_command(
 @app.command("all")
 def all_command(
     ctx: typer.Context,
-    base_url: Annotated[str | None, typer.Option(help="Endpoint (default: the workspace's engine).")] = None,
+    base_url: BaseUrlOption = None,
     judge_url: JudgeOption = None,
     no_judge: NoJudgeOption = False,
     questions_file: Annotated[
