@@ -19,7 +19,7 @@ import httpx
 import openai
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from scifi_llm.proxy import ProxySettings, create_app
 
@@ -246,10 +246,16 @@ class EngineTap:
         self.bodies: list[dict] = []
         self.app = FastAPI()
         self.app.post("/v1/chat/completions")(self.chat)
+        self.app.get("/v1/models")(self.models)
+
+    async def models(self):
+        async with httpx.AsyncClient(timeout=30) as client:
+            return (await client.get(f"{self.engine_url}/models")).json()
 
     async def chat(self, request: Request):
         body = await request.json()
         self.bodies.append(body)
         async with httpx.AsyncClient(timeout=120) as client:
             answer = await client.post(f"{self.engine_url}/chat/completions", json=body)
-        return JSONResponse(answer.json(), status_code=answer.status_code)
+        kind = answer.headers.get("content-type", "application/json")  # a stream is passed on whole
+        return Response(answer.content, status_code=answer.status_code, media_type=kind)

@@ -269,6 +269,33 @@ def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
     assert not hits and [m for m in quiet if m["content"].startswith(LORE_HEADER)] == kept[-1]
 
 
+def test_the_lore_a_request_was_given_is_kept_under_its_id_and_shown_by_ask(
+    example_workspace, engine, tiny_llama, cli, workspace
+):
+    tap = EngineTap(engine)
+    settings = ProxySettings(upstreams=(), index_dir=example_workspace.index_dir, collection="scifi_world")
+    with serve_in_thread(tap.app, free_port()) as tap_url:
+        settings = replace(settings, upstreams=(f"{tap_url}/v1",))
+        with serve_in_thread(create_app(settings), free_port()) as proxy_url:
+            body = {
+                "model": str(tiny_llama),
+                "max_tokens": 4,
+                "messages": [{"role": "user", "content": ELENA_QUESTION}],
+            }
+            response = httpx.post(f"{proxy_url}/v1/chat/completions", json=body, timeout=60)
+            given = httpx.get(f"{proxy_url}/lore/{response.headers['x-lore-request-id']}").json()
+            missing = httpx.get(f"{proxy_url}/lore/0123456789abcdef")
+            shown = cli("ask", ELENA_QUESTION, "--url", f"{proxy_url}/v1", "--max-tokens", "4", "--show-lore",
+                        workspace=workspace)  # fmt: skip
+    lore = next(m["content"] for m in tap.bodies[0]["messages"] if m["content"].startswith(LORE_HEADER))
+    assert given["sources"] == response.headers["x-lore-sources"].split(",") and given["lore"] == "used"
+    assert given["passages"] and all(passage["text"] in lore for passage in given["passages"])
+    assert all(passage["reasons"] and passage["tokens"] > 0 for passage in given["passages"])
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+    assert shown.exit_code == 0, shown.stderr
+    assert f"{given['passages'][0]['source']} — {given['passages'][0]['heading']}" in shown.stdout
+
+
 def test_the_engine_sees_each_request_as_an_exact_prefix_of_the_next(example_workspace, engine, tiny_llama):
     turns = [
         "Write the scene where Ledger's arm locks up in the cold hold of the Lark.",

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from scifi_llm.cli.output import console, err_console, print_json
 from scifi_llm.config import check_collection_name
+from scifi_llm.errors import UserError
 
 if TYPE_CHECKING:
     from scifi_llm.config import Workspace
@@ -162,7 +163,7 @@ def ask(
     console.print()
     console.print(f"[dim]lore sources: {escape(', '.join(lore_sources) or 'none')}[/]")
     if show_lore:
-        _print_lore(workspace, prompt)
+        _print_lore(base, (reply.headers or {}).get("x-lore-request-id"), section.api_key or None)
 
 
 async def _stream(base: str, body: dict, api_key: str | None, echo: bool):
@@ -177,18 +178,23 @@ async def _stream(base: str, body: dict, api_key: str | None, echo: bool):
     return finished
 
 
-def _print_lore(workspace, prompt: str) -> None:
-    """The lore the proxy adds for this prompt, retrieved the same way."""
-    from scifi_llm.lore import open_retriever
-    from scifi_llm.proxy import LORE_HEADER, lore_message
+def _print_lore(base: str, request_id: str | None, api_key: str | None) -> None:
+    """The passages the proxy put in front of the model for this request, as the proxy kept them."""
+    import httpx
 
-    lore = workspace.settings.lore
-    hits = (
-        open_retriever(workspace)
-        .search(prompt, k=lore.top_k, mode=lore.mode, budget_tokens=lore.budget_tokens)
-        .results
-    )
-    console.print(escape(lore_message(hits)["content"].removeprefix(LORE_HEADER).strip()))
+    if request_id is None:
+        raise UserError(f"{base} did not name its request (no x-lore-request-id): is it the lore proxy?")
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    response = httpx.get(f"{base.removesuffix('/v1')}/lore/{request_id}", headers=headers, timeout=30)
+    if response.status_code != 200:
+        raise UserError(f"the proxy kept no lore for this request (HTTP {response.status_code})")
+    for passage in response.json()["passages"]:
+        why = ", ".join(passage["reasons"])
+        console.print(
+            f"[bold]{escape(passage['source'])} — {escape(passage['heading'])}[/] "
+            f"[dim]({passage['tokens']} tokens; {escape(why)})[/]"
+        )
+        console.print(escape(passage["text"]), soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

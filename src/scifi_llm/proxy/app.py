@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from contextlib import asynccontextmanager
 from urllib.parse import quote
 
@@ -40,6 +41,7 @@ from scifi_llm.tokens import count_tokens
 log = logging.getLogger("scifi_llm.proxy")
 LARGE_BODY_BYTES = 256 * 1024
 LARGE_BODY_PAUSE_S = 0.02
+GIVEN_KEPT = 256  # requests whose lore `/lore/{id}` can show
 _ANY = contextlib.nullcontext()
 
 
@@ -70,6 +72,14 @@ def create_app(settings: ProxySettings):
     @routes.get("/stats")
     async def stats():
         return state.stats()
+
+    @routes.get("/lore/{request_id}")
+    async def given(request_id: str):
+        found = state.given(request_id)
+        if found is None:
+            message = f"no lore kept for request {request_id} (the proxy keeps the latest {GIVEN_KEPT})"
+            return error_response(404, message, "not_found")
+        return found
 
     @routes.get("/metrics")
     async def metrics():
@@ -110,6 +120,7 @@ class _ProxyState:
         self.lore_defaults = LoreOptions(settings.collection, settings.top_k, settings.budget_tokens)
         self._default_model: str | None = None
         self._large = asyncio.Semaphore(1)
+        self._given: OrderedDict[str, dict] = OrderedDict()  # the lore of the latest requests, by id
 
     async def chat(self, receive, send) -> None:
         """One chat request as a plain ASGI exchange, abandoned the moment the client leaves.
@@ -230,8 +241,18 @@ class _ProxyState:
         return retrieval.results
 
     def _finish(self, record: RequestRecord, hits: list[Hit]) -> None:
-        """Count the request and write its history row."""
+        """Count the request, keep the lore it was given for `/lore/{id}`, and write its history row."""
         self.metrics.observe(record, sum(hit.tokens for hit in hits))
+        self._given[record.id] = {
+            "id": record.id,
+            "query": record.query,
+            "lore": record.lore,
+            "sources": record.sources,
+            "passages": [hit.to_dict() for hit in hits],
+            "carried_tokens": record.carried_tokens,
+        }
+        while len(self._given) > GIVEN_KEPT:
+            self._given.popitem(last=False)
         if self.history:
             self.history.add(
                 record.query,
@@ -241,6 +262,10 @@ class _ProxyState:
                 record.status,
                 record.lore,
             )
+
+    def given(self, request_id: str) -> dict | None:
+        """The lore one of the latest requests was given (its `x-lore-request-id`), or None."""
+        return self._given.get(request_id)
 
     async def _model(self) -> str:
         """The engine's first model, for requests that name none (remembered once the engine answers)."""
@@ -302,7 +327,7 @@ async def _client_gone(receive) -> None:
 def _lore_headers(record: RequestRecord) -> list[tuple[bytes, bytes]]:
     """The response headers that tell a client which lore was used."""
     sources = ",".join(quote(source, safe="/ ") for source in record.sources)
-    headers = [(b"x-lore-sources", sources.encode())]
+    headers = [(b"x-lore-sources", sources.encode()), (b"x-lore-request-id", record.id.encode())]
     if record.retrieval_ms is not None:
         headers.append((b"x-lore-retrieval-ms", str(record.retrieval_ms).encode()))
     return headers

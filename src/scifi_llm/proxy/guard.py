@@ -137,6 +137,7 @@ def _is_loopback(host: str) -> bool:
 
 def _cors_headers(origin: bytes, preflight: bool = False) -> dict[str, str]:
     headers = {"access-control-allow-origin": origin.decode("latin-1"), "vary": "Origin"}
+    headers["access-control-expose-headers"] = "x-lore-sources, x-lore-request-id, x-lore-retrieval-ms"
     if preflight:
         headers |= {
             "access-control-allow-methods": "GET, POST, OPTIONS",

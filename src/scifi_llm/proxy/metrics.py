@@ -1,6 +1,7 @@
 """What the proxy counts: Prometheus metrics for /metrics, recent requests and percentiles for /stats."""
 
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -13,6 +14,7 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 class RequestRecord:
     """One proxied chat request, as /stats shows it."""
 
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])  # the x-lore-request-id header
     query: str = ""
     sources: list[str] = field(default_factory=list)
     retrieval_ms: float | None = None
