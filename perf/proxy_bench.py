@@ -23,7 +23,6 @@ Writes perf/results/proxy_bench.json (or proxy_overhead.json) and a line in perf
 
 import argparse
 import asyncio
-import itertools
 import json
 import os
 import sqlite3
@@ -38,6 +37,7 @@ from subprocess import PIPE
 import httpx
 
 from record import add_table_row
+from scifi_llm.bench import Load, RequestResult, run_load, summarize
 from scifi_llm.fsutil import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,63 +102,25 @@ def wait_healthy(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-async def one_request(client: httpx.AsyncClient, url: str, lore: bool | None, prompt: str = PROMPT) -> dict:
-    """Stream one chat completion; returns TTFT, inter-chunk gaps, chunk count, completeness and the
-    lore sources the proxy named."""
-    body = {"model": "synthetic", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+async def streams(url: str, lore: bool | None, requests: int, concurrency: int) -> list[RequestResult]:
+    """`requests` streamed requests by `concurrency` workers, through the one load generator."""
+    body = {"model": "synthetic", "messages": [{"role": "user", "content": PROMPT}]}
     if lore is not None:
         body["lore"] = {"enabled": lore}
-    started = time.perf_counter()
-    stamps, done, status, sources = [], False, 0, ""
-    try:
-        async with client.stream("POST", f"{url}/chat/completions", json=body) as response:
-            status, sources = response.status_code, response.headers.get("x-lore-sources", "")
-            async for line in response.aiter_lines():
-                if line.startswith("data: {") and '"content"' in line:
-                    stamps.append(time.perf_counter())
-                done = done or line == "data: [DONE]"
-    except httpx.HTTPError:
-        status = -1
-    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
-    return {
-        "ttft": stamps[0] - started if stamps else None,
-        "gaps": gaps,
-        "chunks": len(stamps),
-        "complete": done and len(stamps) == CHUNKS,
-        "status": status,
-        "sources": sources,
-    }
+    load = Load(requests=requests, concurrency=concurrency, warmup=0)
+    return (await run_load(url, [body], load, timeout=120))[0]
 
 
-async def run_load(url: str, lore: bool | None, requests: int, concurrency: int) -> list[dict]:
-    """`requests` streamed requests by `concurrency` workers."""
-    queue = list(range(requests))
-    results: list[dict] = []
-    limits = httpx.Limits(max_connections=concurrency + 4)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-
-        async def worker():
-            while queue:
-                queue.pop()
-                results.append(await one_request(client, url, lore))
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results
-
-
-def percentiles(values: list[float]) -> dict:
-    ordered = sorted(values)
-    pick = lambda pct: round(ordered[min(len(ordered) - 1, int(pct / 100 * len(ordered)))] * 1000, 3)  # noqa: E731
-    return {"p50_ms": pick(50), "p99_ms": pick(99)} if ordered else {"p50_ms": None, "p99_ms": None}
-
-
-def summarize(results: list[dict]) -> dict:
+def figures(results: list[RequestResult]) -> dict:
+    """Time to first chunk and the gaps between chunks (p50, p99), failures, and streams cut short."""
+    done = [result for result in results if result.ok]
+    summary = summarize(results, 1.0, Load(requests=len(results)))
     return {
         "requests": len(results),
-        "ttft": percentiles([r["ttft"] for r in results if r["ttft"] is not None]),
-        "chunk_gap": percentiles([gap for r in results for gap in r["gaps"]]),
-        "errors": sum(1 for r in results if r["status"] != 200),
-        "truncated": sum(1 for r in results if r["status"] == 200 and not r["complete"]),
+        "ttft": {"p50_ms": summary["median_ttft_ms"], "p99_ms": summary["p99_ttft_ms"]},
+        "chunk_gap": {"p50_ms": summary["median_itl_ms"], "p99_ms": summary["p99_itl_ms"]},
+        "errors": summary["failed"],
+        "truncated": sum(1 for result in done if result.truncated or result.output_tokens != CHUNKS),
     }
 
 
@@ -177,20 +139,20 @@ async def abuse_run(
     around the proxy: what the machine's load alone does to the normal requests. The goal: lore for every
     normal request, TTFT p99 within 2x of the runs alone, the proxy's memory up by at most 200 MB.
     The p99 is taken over all rounds together (one round's p99 is its second-slowest request)."""
-    runs: dict[str, list[dict]] = {"alone": [], "during_abuse": [], "flood_around_proxy": []}
+    runs: dict[str, list[RequestResult]] = {"alone": [], "during_abuse": [], "flood_around_proxy": []}
     statuses, rss_before = [], rss_mb(pid)
     for _ in range(rounds):
-        runs["alone"] += await run_load(url, True, 200, 8)
+        runs["alone"] += await streams(url, True, 200, 8)
         for name, target in (("during_abuse", url), ("flood_around_proxy", engine_url)):
             command = [sys.executable, __file__, "--flood", target, "--flood-requests", str(huge_requests)]
             flood = await asyncio.create_subprocess_exec(*command, "--flood-mb", str(huge_mb), stdout=PIPE)
-            runs[name] += await run_load(url, True, 200, 8)
+            runs[name] += await streams(url, True, 200, 8)
             statuses += json.loads((await flood.communicate())[0]) if name == "during_abuse" else []
-    summaries = {name: summarize(results) for name, results in runs.items()}
+    summaries = {name: figures(results) for name, results in runs.items()}
     return {
         "rounds": rounds,
         **summaries,
-        "normal_without_lore": sum(1 for result in runs["during_abuse"] if not result["sources"]),
+        "normal_without_lore": sum(1 for result in runs["during_abuse"] if not result.lore_sources),
         "huge_requests": huge_requests * rounds,
         "huge_mb": huge_mb,
         "huge_answered": statuses.count(200),
@@ -231,7 +193,7 @@ def overhead(tool: Path, workspace: Path, with_litellm: bool) -> dict:
     proxy = start_proxy(workspace, f"{upstream}/v1", proxy_port)
     try:
         wait_healthy(f"http://127.0.0.1:{proxy_port}/health")
-        asyncio.run(run_load(f"http://127.0.0.1:{proxy_port}/v1", True, 1, 1))  # waits for the embedder
+        asyncio.run(streams(f"http://127.0.0.1:{proxy_port}/v1", True, 1, 1))  # waits for the embedder
         url = f"http://127.0.0.1:{proxy_port}"
         sides["scifi-llm, lore off"] = measure(
             tool, upstream_port, url, proxy.pid, {"lore": {"enabled": False}}
@@ -401,7 +363,7 @@ def main() -> None:
         try:
             wait_healthy(f"{engine_url}/models")
             wait_healthy(f"http://127.0.0.1:{proxy_port}/health")
-            asyncio.run(run_load(proxy_url, True, 5, 1))  # warm up
+            asyncio.run(streams(proxy_url, True, 5, 1))  # warm up
             if args.abuse_only:
                 return print(json.dumps(asyncio.run(abuse_run(proxy_url, engine_url, proxy.pid)), indent=1))
             for concurrency, requests in ((1, 50), (32, 320)):
@@ -411,10 +373,10 @@ def main() -> None:
                     ("proxy_lore_on", proxy_url, True),
                 ):
                     key = f"c{concurrency}_{name}"
-                    results[key] = summarize(asyncio.run(run_load(url, lore, requests, concurrency)))
+                    results[key] = figures(asyncio.run(streams(url, lore, requests, concurrency)))
                     print(key, json.dumps(results[key]), flush=True)
             stats_before = httpx.get(f"http://127.0.0.1:{proxy_port}/stats").json()["history"]["rows"]
-            load = summarize(asyncio.run(run_load(proxy_url, True, args.load_requests, 32)))
+            load = figures(asyncio.run(streams(proxy_url, True, args.load_requests, 32)))
             time.sleep(0.5)
             rows = (
                 sqlite3.connect(workspace / ".scifi-llm" / "history.db")

@@ -10,6 +10,7 @@ import pytest
 from scifi_llm.bench import Load, run_load, summarize
 from scifi_llm.bench.loadgen import arrival_times
 from scifi_llm.serving import ServeOptions, process, transformers_command
+from servers import FaultyEngine, serve_in_thread
 
 from conftest import free_port
 
@@ -102,3 +103,13 @@ def test_bench_throughput_quick_takes_seconds_sizes(cli, workspace, engine, tiny
     assert [row["max_concurrency"] for row in report["sweep"]] == [1, 2]
     single = report["single_stream"]
     assert single["total_input_tokens"] / single["completed"] < 100  # tiny prompts, not the 256 of a real run
+
+
+def test_a_stream_that_ends_without_done_is_counted_as_truncated():
+    engine = FaultyEngine()  # "open": two chunks, the last without its blank line, and no [DONE]
+    with serve_in_thread(engine.app, free_port()) as url:
+        load = Load(requests=3, concurrency=1, warmup=0)
+        results, duration = asyncio.run(run_load(f"{url}/v1", [body("open", 8)], load))
+    summary = summarize(results, duration, load)
+    assert summary["completed"] == 3 and summary["truncated"] == 3
+    assert all(result.truncated and result.text for result in results)

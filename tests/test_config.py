@@ -11,6 +11,7 @@ from scifi_llm.config import (
     find_workspace,
     init_workspace,
     load_settings,
+    server_url,
 )
 from scifi_llm.errors import UserError
 
@@ -81,3 +82,11 @@ def test_environment_overrides_the_file(tmp_path, monkeypatch):
     settings = load_settings(path)
     assert settings.lore.top_k == 8
     assert settings.lore.embedding_model == "minilm"
+
+
+def test_server_urls_are_built_in_one_place_with_ipv6_in_brackets():
+    assert server_url("127.0.0.1", 8001) == "http://127.0.0.1:8001"
+    assert server_url("::1", 8001) == "http://[::1]:8001"
+    settings = Settings()
+    assert settings.proxy.base_url == "http://127.0.0.1:8001/v1"
+    assert settings.serve.base_url == "http://127.0.0.1:8000/v1"

@@ -67,6 +67,11 @@ class LoreSettings(_Section):
         return self
 
 
+def server_url(host: str, port: int) -> str:
+    """The root URL of a server listening on `host`:`port` (an IPv6 address goes in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class ServeSettings(_Section):
     """How `scifi-llm serve` runs the model server."""
 
@@ -76,6 +81,11 @@ class ServeSettings(_Section):
     max_model_len: int | Literal["auto"] = "auto"
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     startup_timeout: int = Field(900, ge=1)
+
+    @property
+    def base_url(self) -> str:
+        """The engine's OpenAI base URL, as these settings start it."""
+        return f"{server_url(self.host, self.port)}/v1"
 
 
 class ProxySection(_Section):
@@ -97,6 +107,11 @@ class ProxySection(_Section):
     lore_carry_tokens: int = Field(6000, ge=0)
     history: bool = True
     history_limit: int = Field(100_000, ge=1)
+
+    @property
+    def base_url(self) -> str:
+        """The proxy's OpenAI base URL, as these settings start it."""
+        return f"{server_url(self.host, self.port)}/v1"
 
 
 class WritingSettings(_Section):

@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import httpx
 
@@ -44,6 +45,13 @@ class StreamedReply:
     chunk_times_s: list[float] = field(default_factory=list)  # since the request, one per content chunk
     usage: dict | None = None  # the server's token counts, when it sends them
     finish_reason: str | None = None
+    done: bool = False  # the stream ended with `data: [DONE]`, as a whole one does
+
+    @property
+    def lore_sources(self) -> list[str]:
+        """The notes the lore proxy used for this answer (its `x-lore-sources` header); [] elsewhere."""
+        listed = (self.headers or {}).get("x-lore-sources", "")
+        return [unquote(source) for source in listed.split(",") if source]
 
 
 async def stream_chat(
@@ -98,6 +106,7 @@ def _read_event(line: str, reply: StreamedReply) -> str:
     if not line.startswith("data:"):
         return ""
     data = line[5:].strip()
+    reply.done = reply.done or data == "[DONE]"
     if not data or data == "[DONE]":
         return ""
     try:

@@ -5,7 +5,7 @@ from scifi_llm.exports import lazy_exports
 __all__, __getattr__ = lazy_exports(
     __name__,
     {
-        "loadgen": ["CountTokens", "Load", "run_load", "summarize"],
+        "loadgen": ["CountTokens", "Load", "RequestResult", "run_load", "summarize"],
         "throughput": ["endpoint_info", "prose_prompt", "throughput_sweep"],
         "context": ["context_sweep"],
         "creative": ["creative_scores"],

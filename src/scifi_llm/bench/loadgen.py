@@ -39,6 +39,8 @@ class RequestResult:
     finish_reason: str | None = None
     text: str = ""
     error: str | None = None
+    truncated: bool = False  # the stream ended without `data: [DONE]`
+    lore_sources: list[str] = field(default_factory=list)  # the lore proxy's x-lore-sources
 
     @property
     def tpot_s(self) -> float | None:
@@ -78,6 +80,8 @@ async def one_request(
         itls_s=[later - earlier for earlier, later in itertools.pairwise(times)],
         finish_reason=reply.finish_reason,
         text=reply.text,
+        truncated=not reply.done,
+        lore_sources=reply.lore_sources,
     )
     usage = reply.usage or {}
     if usage.get("completion_tokens") is not None:
@@ -142,6 +146,7 @@ def summarize(results: list[RequestResult], duration_s: float, load: Load) -> di
     summary = {
         "completed": len(done),
         "failed": len(results) - len(done),
+        "truncated": sum(result.truncated for result in done),
         "errors": sorted({result.error for result in results if result.error})[:5],
         "max_concurrency": load.concurrency,
         "request_rate": load.rate if load.rate is not None else "inf",

@@ -298,7 +298,7 @@ def pipeline_command(
 
     workspace = ctx.obj.open_workspace()
     section = workspace.settings.proxy
-    proxy = proxy_url or f"http://{section.host}:{section.port}/v1"
+    proxy = proxy_url or section.base_url
     engine = base_url or section.upstream
     with console.status("asking through the proxy", spinner="dots"):
         result = pipeline_scores(proxy, engine, questions_file, questions, max_tokens)
@@ -351,7 +351,7 @@ def all_command(
         base_url=url,
         judge_url=_judge(judge_url, no_judge, url),
         questions_file=questions_file.resolve() if questions_file else None,
-        proxy_url=proxy_url or f"http://{section.host}:{section.port}/v1",
+        proxy_url=proxy_url or section.base_url,
         max_model_len=max_model_len,
         quick=quick,
     )

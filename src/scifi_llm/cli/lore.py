@@ -305,26 +305,7 @@ def status_command(
     from scifi_llm.lore import LoreIndex
 
     workspace = _workspace(ctx)
-    index = LoreIndex(workspace.index_dir)
-    rows = []
-    for name in index.names():
-        collection = index.open(name)
-        states = collection.file_states()
-        rows.append(
-            {
-                "collection": name,
-                "files": len(states),
-                "chunks": collection.count(),
-                "embedding_model": collection.model_name,
-                "last_ingest": collection.last_ingest(),
-                "default": name == workspace.settings.lore.collection,
-            }
-            | (
-                {"file_list": [{"file": s, "chunks": states[s].rows} for s in sorted(states)]}
-                if files
-                else {}
-            )
-        )
+    rows = LoreIndex(workspace.index_dir).describe(workspace.settings.lore.collection, files)
     if json_output:
         print_json({"workspace": str(workspace.root), "collections": rows})
         return

@@ -31,8 +31,8 @@ def monitor(
     workspace = ctx.obj.open_workspace()
     record = process.read_record(workspace.state_dir)
     serve, proxy = workspace.settings.serve, workspace.settings.proxy
-    engine = engine_url or (record.base_url if record else f"http://{serve.host}:{serve.port}/v1")
-    proxy_base = proxy_url or f"http://{proxy.host}:{proxy.port}/v1"
+    engine = engine_url or (record.base_url if record else serve.base_url)
+    proxy_base = proxy_url or proxy.base_url
     key = proxy.api_key or None
     if once:
         first = engine_snapshot(engine)

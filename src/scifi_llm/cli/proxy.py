@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from scifi_llm.cli.output import console, err_console, print_json
-from scifi_llm.config import check_collection_name
+from scifi_llm.config import check_collection_name, server_url
 from scifi_llm.errors import UserError
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _run(workspace: "Workspace", upstreams: tuple[str, ...], options: dict, api_
             "reach this machine can use your model and read your recent prompts. Set proxy.api_key in "
             "scifi-llm.toml (or --api-key), or bind 127.0.0.1."
         )
-    err_console.print(f"lore proxy on http://{host}:{port}/v1 -> {', '.join(settings.upstreams)}")
+    err_console.print(f"lore proxy on {server_url(host, port)}/v1 -> {', '.join(settings.upstreams)}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
@@ -115,7 +115,7 @@ def _start_detached(
     argv += ["--no-history"] if options["no_history"] else []
     for name, flag in _TIMEOUT_FLAGS.items():
         argv += [flag, str(options[name])] if options[name] else []
-    base = f"http://{options['host']}:{options['port']}"
+    base = server_url(options["host"], options["port"])
     env = {"SCIFI_LLM_PROXY_API_KEY": api_key} if api_key else {}  # never on the command line (ps shows it)
     command = EngineCommand("proxy", argv, env, f"{base}/v1", f"{base}/health")
     record = process.start(
@@ -141,13 +141,13 @@ def ask(
     """Send one chat request through the lore proxy, stream the answer, then list the lore sources used."""
     workspace = ctx.obj.open_workspace()
     section = workspace.settings.proxy
-    base = url or f"http://{section.host}:{section.port}/v1"
+    base = url or section.base_url
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": prompt}
     ]
     body = {"messages": messages, "max_tokens": max_tokens, "lore": {"enabled": not no_lore}}
     reply = asyncio.run(_stream(base, body, section.api_key or None, echo=not json_output))
-    lore_sources = [s for s in (reply.headers or {}).get("x-lore-sources", "").split(",") if s]
+    lore_sources = reply.lore_sources
     if json_output:
         print_json(
             {

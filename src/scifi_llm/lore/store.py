@@ -147,6 +147,28 @@ class LoreIndex:
             return []
         return sorted(name for name in self._db.list_tables().tables if not name.endswith(STAGING))
 
+    def describe(self, default: str, files: bool = False) -> list[dict]:
+        """A row per collection (`lore status`): its files, chunks, embedding model, last ingest and
+        whether it is `default`; with `files`, each file and its chunks too."""
+        rows = []
+        for name in self.names():
+            collection = self.open(name)
+            states = collection.file_states()
+            row = {
+                "collection": name,
+                "files": len(states),
+                "chunks": collection.count(),
+                "embedding_model": collection.model_name,
+                "last_ingest": collection.last_ingest(),
+                "default": name == default,
+            }
+            if files:
+                row["file_list"] = [
+                    {"file": source, "chunks": states[source].rows} for source in sorted(states)
+                ]
+            rows.append(row)
+        return rows
+
     def replace(self, name: str, staging: str) -> None:
         """Put the collection `staging` in the place of `name`: two folder renames, so the old collection
         serves until the new one is complete (LanceDB keeps a table in the folder `<name>.lance`)."""

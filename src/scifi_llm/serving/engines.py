@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from scifi_llm.config import server_url
 from scifi_llm.errors import UserError
 from scifi_llm.serving.gpu import Gpu, GpuProfile, ModelShape, auto_context, load_model_config, profile_for
 
@@ -210,5 +211,5 @@ def _executable(name: str) -> str:
 def _command(
     engine: str, argv: list[str], env: dict, options: ServeOptions, notes: list[str]
 ) -> EngineCommand:
-    base = f"http://{options.host}:{options.port}"
+    base = server_url(options.host, options.port)
     return EngineCommand(engine, argv, env, f"{base}/v1", f"{base}/health", notes)
