@@ -13,7 +13,7 @@ import pytest
 from scifi_llm.errors import UserError
 from scifi_llm.lore import Hit, LoreService
 from scifi_llm.proxy import LORE_HEADER, History, ProxySettings, Timeouts, create_app, lore_message
-from scifi_llm.proxy.app import _ProxyState
+from scifi_llm.proxy.app import ProxyState
 from scifi_llm.proxy.augment import Given, LoreMemory, lore_request, place
 from scifi_llm.proxy.history import MIGRATIONS
 from scifi_llm.proxy.metrics import RequestRecord
@@ -237,7 +237,7 @@ def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
     stays exactly where it was, and a turn whose lore is not kept does not disturb it."""
     settings = ProxySettings(upstreams=("http://127.0.0.1:9/v1",), index_dir=example_workspace.index_dir,
                              carry_tokens=2500)  # fmt: skip
-    state = _ProxyState(settings)
+    state = ProxyState(settings)
     prompts = [
         "Write the opening scene: Ledger alone in the cold hold of the Lark.",
         "Now Hollis comes down with news from Harrow Station.",
@@ -251,7 +251,7 @@ def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
     async def turn(prompt: str):
         messages.append({"role": "user", "content": prompt})
         record = RequestRecord()
-        placed, _ = await state._with_lore(list(messages), state.lore_defaults, record)
+        placed, _ = await state.with_lore(list(messages), state.lore_defaults, record)
         messages.append({"role": "assistant", "content": f"Scene {len(requests)}."})
         return placed, record
 
@@ -265,7 +265,7 @@ def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
         assert later[: len(earlier)] == earlier  # kept lore is only ever added to, never moved or dropped
     messages.append({"role": "user", "content": "Now without lore, please."})
     no_lore = replace(state.lore_defaults, enabled=False)
-    quiet, hits = asyncio.run(state._with_lore(list(messages), no_lore, RequestRecord()))
+    quiet, hits = asyncio.run(state.with_lore(list(messages), no_lore, RequestRecord()))
     assert not hits and [m for m in quiet if m["content"].startswith(LORE_HEADER)] == kept[-1]
 
 

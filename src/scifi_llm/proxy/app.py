@@ -5,7 +5,7 @@ too slow, the request goes on without lore, and the log and /stats say so. The e
 errors included, come back unchanged; when the engine cannot be reached the answer is a 502, when it
 stays silent a 504, and a stream that breaks off or stalls ends with an error event (`upstreams.py`).
 Every request has a bounded cost: its body is counted as it arrives (`validate.py`), its lore search
-reads a bounded query, and large bodies take their turn (`_ProxyState._answer`).
+reads a bounded query, and large bodies take their turn (`ProxyState._answer`).
 """
 
 import asyncio
@@ -47,7 +47,7 @@ _ANY = contextlib.nullcontext()
 
 def create_app(settings: ProxySettings):
     """The proxy as an ASGI app (run it with uvicorn): the guard, the chat route, and the other routes."""
-    state = _ProxyState(settings)
+    state = ProxyState(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -105,7 +105,7 @@ def create_app(settings: ProxySettings):
     )
 
 
-class _ProxyState:
+class ProxyState:
     """The proxy's moving parts and the request path through them."""
 
     def __init__(self, settings: ProxySettings) -> None:
@@ -161,7 +161,7 @@ class _ProxyState:
                 body = parse_chat(raw)
                 await _pause(large)
                 options = lore_options(body.pop("lore", None), self.lore_defaults)
-                body["messages"], hits = await self._with_lore(body["messages"], options, record)
+                body["messages"], hits = await self.with_lore(body["messages"], options, record)
                 if "model" not in body:
                     body["model"] = await self._model()
                 payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -181,7 +181,7 @@ class _ProxyState:
         finally:
             self._finish(record, hits)
 
-    async def _with_lore(
+    async def with_lore(
         self, messages: list[dict], options: dict, record: RequestRecord
     ) -> tuple[list[dict], list[Hit]]:
         """The messages with the lore placed as the settings say, and the new passages (`record` is told).
