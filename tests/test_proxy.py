@@ -127,11 +127,33 @@ def test_bad_requests_get_openai_shaped_errors(proxy, engine):
             (post(json={"messages": [{"role": "user", "content": "x"}], "max_tokens": 2.5}), 422),
             (post(json={"messages": [{"role": "user", "content": "x"}], "temperature": -1}), 422),
             (post(json={"messages": [{"role": "user", "content": "x"}], "lore": {"top_k": "five"}}), 422),
+            (post(json={"messages": [{"role": "user", "content": "x"}], "lore": {"pin": "elena.md"}}), 422),
+            (post(json={"messages": [{"role": "user", "content": "x"}], "lore": {"block": [3]}}), 422),
             (post(json={"messages": [{"role": "user", "content": "x" * 20_000}]}), 413),
         ]
         for response, status in cases:
             assert response.status_code == status, response.text
             assert set(response.json()["error"]) >= {"message", "type", "code"}
+
+
+def test_pin_and_block_in_the_request_change_the_lore_it_gets(proxy, engine, tiny_llama):
+    with proxy(engine) as url:
+        client = sdk(url)
+
+        def sources(**lore):
+            answer = client.chat.completions.with_raw_response.create(
+                model=str(tiny_llama), max_tokens=4, messages=[{"role": "user", "content": ELENA_QUESTION}],
+                extra_body={"lore": lore} if lore else None,
+            )  # fmt: skip
+            given = httpx.get(f"{url.removesuffix('/v1')}/lore/{answer.headers['x-lore-request-id']}").json()
+            return answer.headers["x-lore-sources"].split(","), given["dropped"]
+
+        plain, _ = sources()
+        steered, dropped = sources(pin=["technology/skein_drive.md"], block=["characters/elena_voss.md"])
+    assert plain[0] == "characters/elena_voss.md" and "technology/skein_drive.md" not in plain
+    assert steered[0] == "technology/skein_drive.md" and "characters/elena_voss.md" not in steered
+    reasons = {(entry["source"], entry["reason"]) for entry in dropped}
+    assert ("characters/elena_voss.md", "blocked") in reasons
 
 
 def test_api_key_is_required_everywhere_but_health(proxy, engine, tiny_llama):
@@ -265,8 +287,8 @@ def test_past_the_carry_limit_the_kept_lore_never_changes(example_workspace):
         assert later[: len(earlier)] == earlier  # kept lore is only ever added to, never moved or dropped
     messages.append({"role": "user", "content": "Now without lore, please."})
     no_lore = replace(state.lore_defaults, enabled=False)
-    quiet, hits = asyncio.run(state.with_lore(list(messages), no_lore, RequestRecord()))
-    assert not hits and [m for m in quiet if m["content"].startswith(LORE_HEADER)] == kept[-1]
+    quiet, found = asyncio.run(state.with_lore(list(messages), no_lore, RequestRecord()))
+    assert not found.results and [m for m in quiet if m["content"].startswith(LORE_HEADER)] == kept[-1]
 
 
 def test_the_lore_a_request_was_given_is_kept_under_its_id_and_shown_by_ask(

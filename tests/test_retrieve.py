@@ -2,7 +2,7 @@
 
 import pytest
 
-from scifi_llm.lore import Fusion, LoreIndex, Retriever, evaluate_retrieval, load_questions
+from scifi_llm.lore import Fusion, LoreIndex, Retriever, Steer, evaluate_retrieval, load_questions
 from scifi_llm.lore.evaluate import found_rank
 from scifi_llm.lore.retrieve import split_clauses
 from scifi_llm.proxy.augment import lore_request
@@ -64,7 +64,7 @@ def test_lore_the_conversation_already_holds_is_not_given_again(retriever):
     question = "What does Ledger keep hidden in her forearm?"
     first = retriever.search(question, k=5, budget_tokens=1500)
     held = frozenset(first.results[0].chunk_ids)
-    again = retriever.search(question, k=5, budget_tokens=1500, exclude=held)
+    again = retriever.search(question, k=5, budget_tokens=1500, steer=Steer(held=held))
     assert not held & {chunk for hit in again.results for chunk in hit.chunk_ids}
     assert first.results[0].source in again.sources
     assert sum(hit.tokens for hit in again.results) < sum(hit.tokens for hit in first.results)
@@ -169,3 +169,22 @@ def test_a_query_longer_than_the_embedding_window_is_read_from_its_end(minilm):
     latest = "Ledger's prosthetic arm locks up in the freezing cold of the hangar."
     pasted, alone, filler_only = minilm.embed_queries([filler + latest, latest, filler])
     assert pasted @ alone > 0.2 > filler_only @ alone  # the window's start alone would be filler only
+
+
+def test_pinned_notes_come_first_and_blocked_ones_never_and_both_say_so(retriever):
+    question = "What does Ledger keep hidden in her forearm?"
+    plain = retriever.search(question, k=5, budget_tokens=1500)
+    assert plain.results[0].source == "characters/elena_voss.md"
+    assert "technology/skein_drive.md" not in plain.sources
+    steer = Steer(pin=frozenset({"technology/skein_drive.md", "nowhere/missing.md"}),
+                  block=frozenset({"characters/elena_voss.md"}))  # fmt: skip
+    steered = retriever.search(question, k=5, budget_tokens=1500, steer=steer)
+    first = steered.results[0]
+    assert first.source == "technology/skein_drive.md" and first.reasons[0] == "pinned"
+    assert "characters/elena_voss.md" not in steered.sources
+    dropped = {(entry["source"], entry["reason"]) for entry in steered.dropped}
+    assert ("characters/elena_voss.md", "blocked") in dropped and (
+        "nowhere/missing.md",
+        "not found",
+    ) in dropped
+    assert sum(hit.tokens for hit in steered.results) <= 1500

@@ -7,7 +7,7 @@ __all__, __getattr__ = lazy_exports(
     {
         "ingest": ["IngestOptions", "IngestReport", "ingest_lore"],
         "store": ["LoreIndex"],
-        "retrieve": ["Fusion", "Hit", "Retrieval", "RetrievalMode", "Retriever"],
+        "retrieve": ["Fusion", "Hit", "Retrieval", "RetrievalMode", "Retriever", "Steer"],
         "service": ["LoreService", "open_retriever"],
         "embed": ["DEFAULT_MODEL", "MINILM", "Embedder"],
         "evaluate": ["EvalReport", "Question", "evaluate_retrieval", "load_questions", "read_queries"],

@@ -71,6 +71,17 @@ class Fusion:
     pool: int = 50
 
 
+@dataclass(frozen=True)
+class Steer:
+    """What a request asks of the lore besides its query: notes always given (`pin`) and never given
+    (`block`), by source path (`characters/elena_voss.md`), and the chunks the conversation already
+    holds (`held`: counted against the budget, not given again)."""
+
+    pin: frozenset[str] = frozenset()
+    block: frozenset[str] = frozenset()
+    held: frozenset[str] = frozenset()
+
+
 @dataclass
 class Hit:
     """One retrieved passage (one chunk, or neighbouring chunks of one note merged) and why it was chosen."""
@@ -227,15 +238,15 @@ class Retriever:
         mode: RetrievalMode = "hybrid",
         budget_tokens: int | None = None,
         recent: str = "",
-        exclude: frozenset[str] = frozenset(),
+        steer: Steer = Steer(),
     ) -> Retrieval:
         """The best passages of at most `k` notes for `query`, filling `budget_tokens` of text (without a
         budget: the best chunk of each of `k` notes, nothing grown).
 
         `recent` is the text of the conversation's last turns: the entities it names stay in the running.
-        Chunks in `exclude` (ids of lore the conversation already holds) are not given again.
+        `steer` pins and blocks notes, and names the chunks the conversation already holds.
         """
-        return self.search_many([query], k, mode, budget_tokens, [recent], [exclude])[0]
+        return self.search_many([query], k, mode, budget_tokens, [recent], [steer])[0]
 
     def search_many(
         self,
@@ -244,7 +255,7 @@ class Retriever:
         mode: RetrievalMode = "hybrid",
         budget_tokens: int | None = None,
         recent: list[str] | None = None,
-        exclude: list[frozenset[str]] | None = None,
+        steer: list[Steer] | None = None,
     ) -> list[Retrieval]:
         """`search` for several queries at once: their embeddings are computed in one batch (one forward
         pass of the model), which is most of the cost of a search, while their keyword searches run in
@@ -252,7 +263,7 @@ class Retriever:
         """
         started = time.perf_counter()
         recent = recent or [""] * len(queries)
-        exclude = exclude or [frozenset()] * len(queries)
+        steer = steer or [Steer()] * len(queries)
         texts = [self._query_texts(query, mode) for query in queries]
         keyword = [
             self._workers.submit(self._keyword, group[0], self.fusion.pool) if mode != "dense" else None
@@ -269,7 +280,7 @@ class Retriever:
             candidates = self.candidates(query, mode, vectors_of_query, recent[index], matches[index])
             ranked = self.rank(candidates, mode)
             results, dropped, given = self.assemble(
-                ranked, k, budget_tokens, candidates.similarity, exclude[index]
+                ranked, k, budget_tokens, candidates.similarity, steer[index]
             )
             elapsed = shared + (time.perf_counter() - own) * 1000
             mentions = candidates.entity_names()
@@ -393,12 +404,20 @@ class Retriever:
         k: int,
         budget_tokens: int | None,
         similarity: np.ndarray,
-        exclude: frozenset[str] = frozenset(),
+        steer: Steer = Steer(),
         fusion: Fusion | None = None,
     ) -> tuple[list["Hit"], list[dict], list[str]]:
         """Grow the ranked chunks into passages of at most `k` notes within `budget_tokens`: the passages,
-        what was left out and why, and the chosen notes the conversation already holds (`exclude`)."""
-        growth = _Growth(self._chunks, k, budget_tokens, (fusion or self.fusion).neighbour, exclude)
+        what was left out and why, and the chosen notes the conversation already holds. Pinned notes come
+        first (their chunk nearest the query); blocked notes are left out, and say so."""
+        growth = _Growth(self._chunks, k, budget_tokens, (fusion or self.fusion).neighbour, steer)
+        first = 2 * max((hit.score for hit in ranked), default=1.0)  # pins ahead of every ranked chunk
+        for source in sorted(steer.pin - steer.block):
+            if source not in self._chunks.by_source:
+                growth.dropped.append({"source": source, "heading": "", "tokens": 0, "reason": "not found"})
+                continue
+            nearest = max(self._chunks.by_source[source], key=lambda position: similarity[position])
+            growth.offer(nearest, first, 0, ("pinned",))
         for order, hit in enumerate(ranked):
             growth.offer(self._chunks.position[hit.chunk_id], hit.score, order, hit.reasons)
         growth.run()
@@ -444,10 +463,9 @@ class Retriever:
 class _Growth:
     """Small-to-big: chunks taken by priority into passages, neighbours offered as chunks are taken."""
 
-    def __init__(
-        self, chunks: _Chunks, k: int, budget: int | None, neighbour: float, exclude: frozenset[str]
-    ) -> None:
-        self.chunks, self.k, self.budget, self.neighbour, self.exclude = chunks, k, budget, neighbour, exclude
+    def __init__(self, chunks: _Chunks, k: int, budget: int | None, neighbour: float, steer: Steer) -> None:
+        self.chunks, self.k, self.budget, self.neighbour = chunks, k, budget, neighbour
+        self.exclude, self.block = steer.held, steer.block
         self.heap: list[tuple[float, int, int, int, tuple[str, ...]]] = []
         self.taken: dict[str, set[int]] = {}
         self.taken_all: set[int] = set()
@@ -480,6 +498,8 @@ class _Growth:
         source = row["source"]
         if position in self.taken_all:
             return "taken"
+        if source in self.block:
+            return "blocked"
         if source not in self.taken and len(self.taken) >= self.k:
             return "top_k"
         if self.budget is None and source in self.taken:  # no budget: one chunk per note, no growth

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from scifi_llm.config import RetrievalMode, Workspace
 from scifi_llm.lore.embed import Embedder
-from scifi_llm.lore.retrieve import Retrieval, Retriever
+from scifi_llm.lore.retrieve import Retrieval, Retriever, Steer
 from scifi_llm.lore.store import LoreIndex
 
 log = logging.getLogger("scifi_llm.lore")
@@ -46,7 +46,7 @@ class _Question:
 
     query: str
     recent: str
-    exclude: frozenset[str]
+    steer: Steer
     collection: str
     k: int
     budget: int
@@ -83,12 +83,14 @@ class LoreService:
         budget: int,
         mode: RetrievalMode,
         recent: str = "",
-        exclude: frozenset[str] = frozenset(),
+        steer: Steer | None = None,
     ) -> Retrieval:
-        """The lore for a query (with `recent`, the turns before it, whose entities count too); chunks in
-        `exclude` (already in the conversation) are not given again."""
+        """The lore for a query (with `recent`, the turns before it, whose entities count too), pinned,
+        blocked and held back as `steer` says."""
         loop = asyncio.get_running_loop()
-        question = _Question(query, recent, exclude, collection, k, budget, mode, loop.create_future())
+        question = _Question(
+            query, recent, steer or Steer(), collection, k, budget, mode, loop.create_future()
+        )
         long = len(query) > LONG_QUERY_CHARS
         self._waiting[long].append(question)
         if long not in self._workers or self._workers[long].done():
@@ -130,7 +132,7 @@ class LoreService:
                     mode,
                     budget,
                     recent=[question.recent for question in questions],
-                    exclude=[question.exclude for question in questions],
+                    steer=[question.steer for question in questions],
                 )
             except Exception as exc:  # fail open, per request: the proxy answers without lore
                 found = [exc] * len(indices)

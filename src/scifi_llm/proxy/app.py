@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from scifi_llm.lore import Hit, LoreService
+from scifi_llm.lore import LoreService, Retrieval, Steer
 from scifi_llm.proxy.augment import (
     Given,
     LoreMemory,
@@ -43,6 +43,7 @@ LARGE_BODY_BYTES = 256 * 1024
 LARGE_BODY_PAUSE_S = 0.02
 GIVEN_KEPT = 256  # requests whose lore `/lore/{id}` can show
 _ANY = contextlib.nullcontext()
+_NOTHING = Retrieval("", [])  # no lore: disabled, nothing to search for, or the search failed
 
 
 def create_app(settings: ProxySettings):
@@ -151,7 +152,7 @@ class ProxyState:
         """Check, retrieve, inject, forward and relay; whatever happens, the request is counted and
         recorded."""
         started = time.perf_counter()
-        record, hits = RequestRecord(), []
+        record, found = RequestRecord(), _NOTHING
         try:
             # A large body takes tens of milliseconds of parsing, hashing and encoding, all holding the
             # event loop: large ones are prepared one at a time, with pauses between the steps, so a
@@ -161,7 +162,7 @@ class ProxyState:
                 body = parse_chat(raw)
                 await _pause(large)
                 options = lore_options(body.pop("lore", None), self.lore_defaults)
-                body["messages"], hits = await self.with_lore(body["messages"], options, record)
+                body["messages"], found = await self.with_lore(body["messages"], options, record)
                 if "model" not in body:
                     body["model"] = await self._model()
                 payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
@@ -179,12 +180,13 @@ class ProxyState:
             record.status = 500
             await reply.error(500, f"the proxy failed ({type(exc).__name__}); see its log", "internal_error")
         finally:
-            self._finish(record, hits)
+            self._finish(record, found)
 
     async def with_lore(
-        self, messages: list[dict], options: dict, record: RequestRecord
-    ) -> tuple[list[dict], list[Hit]]:
-        """The messages with the lore placed as the settings say, and the new passages (`record` is told).
+        self, messages: list[dict], options: LoreOptions, record: RequestRecord
+    ) -> tuple[list[dict], Retrieval]:
+        """The messages with the lore placed as the settings say, and what the search found: the new
+        passages, and what it left out and why (`record` is told).
 
         With placement `conversation`, the lore given earlier in this conversation is put back where it
         was (also when this request asks for no new lore) and not given again, and this turn's lore is
@@ -194,24 +196,25 @@ class ProxyState:
         carried = self.memory.recall(messages) if placement == "conversation" else {}
         held = frozenset(chunk for given in carried.values() for chunk in given.chunk_ids)
         request = lore_request(messages, self.settings.scan_depth)
-        hits = await self._retrieve(request, options, held, record)
+        found = await self._retrieve(request, options, held, record)
+        hits = found.results
         lore = lore_message(hits) if hits else None
         record.carried_tokens = sum(given.tokens for given in carried.values())
         if lore and placement == "conversation":
             chunk_ids = frozenset(chunk for hit in hits for chunk in hit.chunk_ids)
             given = Given(lore, chunk_ids, count_tokens(lore["content"]))
             self.memory.remember(messages, given, record.carried_tokens)
-        return place(messages, lore, placement, carried), hits
+        return place(messages, lore, placement, carried), found
 
     async def _retrieve(
-        self, request: LoreRequest, options: dict, held: frozenset[str], record: RequestRecord
-    ) -> list[Hit]:
+        self, request: LoreRequest, options: LoreOptions, held: frozenset[str], record: RequestRecord
+    ) -> Retrieval:
         """Lore for the request, less what the conversation already holds (`held`); on failure or timeout,
         none (and the record says why)."""
         record.query = request.query
         if not options.enabled or not request.query:
             record.lore = "disabled" if not options.enabled else "no query"
-            return []
+            return _NOTHING
         started = time.perf_counter()
         search = self.lore.search(
             request.query,
@@ -220,7 +223,7 @@ class ProxyState:
             options.budget_tokens,
             self.settings.mode,
             request.recent,
-            held,
+            Steer(options.pin, options.block, held),
         )
         try:
             retrieval = await asyncio.wait_for(search, self.settings.retrieval_timeout_s)
@@ -229,26 +232,27 @@ class ProxyState:
                 "lore retrieval took over %.1f s; answering without lore", self.settings.retrieval_timeout_s
             )
             record.lore = "timed out"
-            return []
+            return _NOTHING
         except Exception as exc:  # fail open: a broken index must never take a request down
             log.warning("lore retrieval failed (%s: %s); answering without lore", type(exc).__name__, exc)
             record.lore = "failed"
-            return []
+            return _NOTHING
         finally:
             record.retrieval_ms = round((time.perf_counter() - started) * 1000, 2)
         record.sources = retrieval.sources
         record.lore = "used" if retrieval.sources else "none found"
-        return retrieval.results
+        return retrieval
 
-    def _finish(self, record: RequestRecord, hits: list[Hit]) -> None:
+    def _finish(self, record: RequestRecord, found: Retrieval) -> None:
         """Count the request, keep the lore it was given for `/lore/{id}`, and write its history row."""
-        self.metrics.observe(record, sum(hit.tokens for hit in hits))
+        self.metrics.observe(record, sum(hit.tokens for hit in found.results))
         self._given[record.id] = {
             "id": record.id,
             "query": record.query,
             "lore": record.lore,
             "sources": record.sources,
-            "passages": [hit.to_dict() for hit in hits],
+            "passages": [hit.to_dict() for hit in found.results],
+            "dropped": found.dropped,
             "carried_tokens": record.carried_tokens,
         }
         while len(self._given) > GIVEN_KEPT:

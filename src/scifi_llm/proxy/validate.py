@@ -24,9 +24,13 @@ class LoreOptions:
     top_k: int
     budget_tokens: int
     enabled: bool = True
+    pin: frozenset[str] = frozenset()  # notes always given (source paths, as `x-lore-sources` names them)
+    block: frozenset[str] = frozenset()  # notes never given
 
 
-_LORE_OPTIONS = {field.name: field.type for field in dataclasses.fields(LoreOptions)}
+_SCALARS = {"enabled": bool, "collection": str, "top_k": int, "budget_tokens": int}
+_NOTE_LISTS = ("pin", "block")
+MAX_STEERED_NOTES = 100
 
 
 class BadRequest(Exception):
@@ -82,15 +86,33 @@ def lore_options(given, defaults: LoreOptions) -> LoreOptions:
         return defaults
     if not isinstance(given, dict):
         raise BadRequest(422, "lore must be an object", "lore")
+    changes = {}
     for key, value in given.items():
-        expected = _LORE_OPTIONS.get(key)
+        if key in _NOTE_LISTS:
+            changes[key] = _note_list(key, value)
+            continue
+        expected = _SCALARS.get(key)
         if expected is None:
-            raise BadRequest(
-                422, f"lore.{key} is not a lore option ({', '.join(_LORE_OPTIONS)})", f"lore.{key}"
-            )
+            options = ", ".join([*_SCALARS, *_NOTE_LISTS])
+            raise BadRequest(422, f"lore.{key} is not a lore option ({options})", f"lore.{key}")
         if not isinstance(value, expected) or (expected is int and (isinstance(value, bool) or value < 1)):
             raise BadRequest(422, f"lore.{key} must be {expected.__name__}", f"lore.{key}")
-    return dataclasses.replace(defaults, **given)
+        changes[key] = value
+    return dataclasses.replace(defaults, **changes)
+
+
+def _note_list(key: str, value) -> frozenset[str]:
+    """A `pin` or `block` list: note paths as `x-lore-sources` names them."""
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_STEERED_NOTES
+        or not all(isinstance(note, str) and 0 < len(note) <= 500 for note in value)
+    ):
+        message = (
+            f"lore.{key} must be a list of at most {MAX_STEERED_NOTES} note paths, e.g. characters/elena.md"
+        )
+        raise BadRequest(422, message, f"lore.{key}")
+    return frozenset(value)
 
 
 def _check_messages(messages) -> None:
