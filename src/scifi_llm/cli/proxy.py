@@ -197,7 +197,47 @@ def _print_lore(base: str, request_id: str | None, api_key: str | None) -> None:
         console.print(escape(passage["text"]), soft_wrap=True)
 
 
+def desk(
+    ctx: typer.Context,
+    port: Annotated[
+        int | None, typer.Option(help="Port of the proxy to start (default: settings, 8001).")
+    ] = None,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Print the address; open no browser.")] = False,
+) -> None:
+    """Open the writing desk in your browser: your drafts, the model and the lore side by side.
+
+    The desk is served by the lore proxy at /desk: a running one is reused, else one is started in the
+    background (`scifi-llm stop --proxy` stops it). The engine (`scifi-llm serve`) writes the text.
+    """
+    import webbrowser
+
+    from scifi_llm.openai_client import api_base
+    from scifi_llm.serving import process
+
+    workspace = ctx.obj.open_workspace()
+    section = workspace.settings.proxy
+    running = process.status(workspace.state_dir, process.PROXY)
+    if running.state == "running" and running.healthy:
+        base = running.record.base_url.removesuffix("/v1")
+    else:
+        options = {
+            "host": section.host,
+            "port": port or section.port,
+            "collection": None,
+            "no_history": False,
+        }
+        options |= dict.fromkeys(_TIMEOUT_FLAGS)
+        process.check_port_free(options["port"], section.host)
+        _start_detached(workspace, (api_base(section.upstream),), options, section.api_key or None)
+        base = server_url(section.host, options["port"])
+    address = f"{base}/desk" + (f"#key={section.api_key}" if section.api_key else "")
+    console.print(f"the desk: [bold]{escape(f'{base}/desk')}[/]")
+    if not no_open and not webbrowser.open(address):
+        err_console.print("no browser could be opened here: open the address above in yours")
+
+
 def register(app: typer.Typer) -> None:
-    """Add proxy and ask to the root app."""
+    """Add proxy, ask and desk to the root app."""
     app.command()(proxy)
     app.command()(ask)
+    app.command()(desk)

@@ -30,6 +30,8 @@ from scifi_llm.proxy.augment import (
     lore_request,
     place,
 )
+from scifi_llm.proxy.desk import desk_routes
+from scifi_llm.proxy.drafts import Drafts
 from scifi_llm.proxy.guard import Guard, error_response
 from scifi_llm.proxy.history import History
 from scifi_llm.proxy.metrics import ProxyMetrics, RequestRecord
@@ -60,6 +62,9 @@ def create_app(settings: ProxySettings):
 
     routes = FastAPI(title="scifi-llm lore proxy", lifespan=lifespan)
     routes.state.proxy = state
+    if settings.workspace_root is not None:
+        root = settings.workspace_root
+        routes.include_router(desk_routes(Drafts(root / "writing", root / ".scifi-llm" / "versions")))
 
     @routes.get("/v1/models")
     async def models():
@@ -200,6 +205,7 @@ class ProxyState:
         hits = found.results
         lore = lore_message(hits) if hits else None
         record.carried_tokens = sum(given.tokens for given in carried.values())
+        self._keep_given(record, found)
         if lore and placement == "conversation":
             chunk_ids = frozenset(chunk for hit in hits for chunk in hit.chunk_ids)
             given = Given(lore, chunk_ids, count_tokens(lore["content"]))
@@ -243,9 +249,8 @@ class ProxyState:
         record.lore = "used" if retrieval.sources else "none found"
         return retrieval
 
-    def _finish(self, record: RequestRecord, found: Retrieval) -> None:
-        """Count the request, keep the lore it was given for `/lore/{id}`, and write its history row."""
-        self.metrics.observe(record, sum(hit.tokens for hit in found.results))
+    def _keep_given(self, record: RequestRecord, found: Retrieval) -> None:
+        """Keep what the request is given for `/lore/{id}`, from before its answer starts."""
         self._given[record.id] = {
             "id": record.id,
             "query": record.query,
@@ -257,6 +262,10 @@ class ProxyState:
         }
         while len(self._given) > GIVEN_KEPT:
             self._given.popitem(last=False)
+
+    def _finish(self, record: RequestRecord, found: Retrieval) -> None:
+        """Count the request and write its history row."""
+        self.metrics.observe(record, sum(hit.tokens for hit in found.results))
         if self.history:
             self.history.add(
                 record.query,

@@ -17,7 +17,9 @@ from fastapi.responses import JSONResponse, Response
 from scifi_llm.openai_client import error_payload
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
-_OPEN = frozenset({"/health"})  # answered without a key (a liveness check, nothing of the writer's in it)
+# Answered without a key: a liveness check, and the desk's page and script (the writer's text comes
+# through routes that need the key). An open prefix ends with "/".
+_OPEN = ("/health", "/desk", "/desk/static/")
 _CORS_ALLOW_HEADERS = b"authorization, content-type"
 
 
@@ -73,9 +75,9 @@ class Guard:
                 "forbidden",
             )
         preflight = scope["method"] == "OPTIONS" and origin is not None
-        if self.key and scope["path"] not in _OPEN and not preflight and not self._authorized(headers):
+        if self.key and not _is_open(scope["path"]) and not preflight and not self._authorized(headers):
             return 401, "missing or wrong API key (send Authorization: Bearer KEY)", "invalid_api_key"
-        if scope["method"] == "POST":
+        if scope["method"] in ("POST", "PUT"):
             kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if kind != b"application/json":
                 return (
@@ -91,6 +93,10 @@ class Guard:
     def _authorized(self, headers: dict[bytes, bytes]) -> bool:
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
         return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+
+
+def _is_open(path: str) -> bool:
+    return any(path == name or (name.endswith("/") and path.startswith(name)) for name in _OPEN)
 
 
 def host_names(bind_host: str, allowed_hosts: Iterable[str] = ()) -> frozenset[str] | None:

@@ -32,6 +32,7 @@ class ProxySettings:
     host: str = "127.0.0.1"  # the bound address: requests must name it in their Host header
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()  # web pages that may call the proxy from a browser
+    workspace_root: Path | None = None  # with a workspace, the proxy also serves the desk at /desk
 
     @classmethod
     def from_workspace(cls, workspace: Workspace, **changes) -> "ProxySettings":
@@ -62,6 +63,7 @@ class ProxySettings:
             host=section.host,
             allowed_hosts=tuple(section.allowed_hosts),
             allowed_origins=tuple(section.allowed_origins),
+            workspace_root=workspace.root,
         )
         return dataclasses.replace(
             settings, **{name: value for name, value in changes.items() if value is not None}

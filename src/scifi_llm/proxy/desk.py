@@ -1,0 +1,74 @@
+"""The writing desk: a page the proxy serves under /desk, and the JSON routes it reads and writes through.
+
+The page is one HTML file with plain JavaScript and CSS beside it (`desk_static/`): nothing to build and
+nothing fetched from anywhere but this proxy. It holds none of the writer's text, so it is served without
+the API key; every route that reads or writes the writer's files needs the key like the rest of the proxy
+(the page takes it from the address `scifi-llm desk` opens: `/desk#key=...`, which never reaches a server
+log). Generation goes through the proxy's own `/v1/chat/completions`, so the desk gets exactly what any
+client gets, and `/lore/<id>` tells it which lore each answer was given.
+"""
+
+from importlib import resources
+from pathlib import Path
+
+from fastapi import APIRouter, Body
+from fastapi.responses import HTMLResponse, Response
+
+from scifi_llm.errors import UserError
+from scifi_llm.proxy.drafts import Drafts
+from scifi_llm.proxy.guard import error_response
+
+STATIC = resources.files("scifi_llm.proxy") / "desk_static"
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+OPEN_PATHS = ("/desk", "/desk/static/")  # the page and its script: nothing of the writer's in them
+
+
+def desk_routes(drafts: Drafts) -> APIRouter:
+    """The page, its static files, and the drafts' routes."""
+    router = APIRouter(prefix="/desk")
+
+    @router.get("", response_class=HTMLResponse)
+    async def page():
+        return HTMLResponse((STATIC / "desk.html").read_text(encoding="utf-8"))
+
+    @router.get("/static/{name}")
+    async def static(name: str):
+        kind = _TYPES.get(Path(name).suffix)
+        if kind is None or "/" in name or not (STATIC / name).is_file():
+            return error_response(404, f"no file {name}", "not_found")
+        return Response((STATIC / name).read_bytes(), media_type=kind, headers={"cache-control": "no-cache"})
+
+    @router.get("/api/drafts")
+    async def listed():
+        return {"drafts": [draft.__dict__ for draft in drafts.all()]}
+
+    @router.get("/api/drafts/{name:path}")
+    async def read(name: str):
+        return _answer(lambda: {"name": name, "text": drafts.read(name)})
+
+    @router.put("/api/drafts/{name:path}")
+    async def save(name: str, text: str = Body(..., embed=True)):
+        return _answer(lambda: {"name": name, "saved": drafts.save(name, text)})
+
+    @router.post("/api/rename")
+    async def rename(name: str = Body(...), new_name: str = Body(...)):
+        return _answer(lambda: drafts.rename(name, new_name) or {"name": new_name})
+
+    @router.get("/api/versions/{name:path}")
+    async def versions(name: str):
+        return _answer(lambda: {"name": name, "versions": drafts.versions(name)})
+
+    @router.post("/api/restore")
+    async def restore(name: str = Body(...), version: str = Body(...)):
+        return _answer(lambda: {"name": name, "text": drafts.restore(name, version)})
+
+    return router
+
+
+def _answer(work):
+    """The route's answer, or its one-line reason as a 400 in OpenAI's error shape."""
+    try:
+        return work()
+    except UserError as exc:
+        status = 404 if str(exc).startswith("no ") else 400
+        return error_response(status, str(exc), "not_found" if status == 404 else "invalid_request_error")

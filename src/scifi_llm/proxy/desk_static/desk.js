@@ -1,0 +1,303 @@
+// The writing desk: drafts on the left, the draft and the model in the middle, the lore on the right.
+// Everything goes through the proxy that served this page; nothing is fetched from anywhere else.
+
+const $ = (id) => document.getElementById(id);
+const AUTOSAVE_MS = 800;
+const CONTEXT_CHARS = 6000; // how much of the draft before the cursor the model reads
+
+if (location.hash.startsWith("#key=")) {
+  sessionStorage.setItem("scifi-llm-key", decodeURIComponent(location.hash.slice(5)));
+  history.replaceState(null, "", location.pathname);
+}
+const key = sessionStorage.getItem("scifi-llm-key");
+const state = { name: null, saved: "", timer: null, running: null, lastText: "" };
+
+function headers(extra = {}) {
+  return key ? { ...extra, authorization: `Bearer ${key}` } : extra;
+}
+
+async function api(path, options = {}) {
+  const init = { ...options, headers: headers(options.body ? { "content-type": "application/json" } : {}) };
+  const response = await fetch(path, init);
+  const data = await response.json();
+  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
+  return data;
+}
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+function button(label, onClick, className = "") {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.textContent = label;
+  element.className = className;
+  element.addEventListener("click", onClick);
+  return element;
+}
+
+async function listDrafts() {
+  const { drafts } = await api("/desk/api/drafts");
+  $("drafts").replaceChildren(
+    ...drafts.map((draft) => {
+      const item = document.createElement("li");
+      item.append(button(draft.name, () => openDraft(draft.name), draft.name === state.name ? "current" : ""));
+      return item;
+    }),
+  );
+}
+
+async function openDraft(name) {
+  await saveNow();
+  const { text } = await api(`/desk/api/drafts/${encodeURI(name)}`);
+  Object.assign(state, { name, saved: text });
+  $("draft").value = text;
+  $("draft").disabled = false;
+  $("draft-name").textContent = name;
+  countWords();
+  await Promise.all([listDrafts(), listVersions(), showSteering()]);
+  say(`opened ${name}`);
+}
+
+async function saveNow() {
+  clearTimeout(state.timer);
+  const text = $("draft").value;
+  if (!state.name || text === state.saved) return;
+  const body = JSON.stringify({ text });
+  await api(`/desk/api/drafts/${encodeURI(state.name)}`, { method: "PUT", body });
+  state.saved = text;
+  say(`saved ${state.name} at ${new Date().toLocaleTimeString()}`);
+  listVersions();
+}
+
+function scheduleSave() {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(() => saveNow().catch((error) => say(`not saved: ${error.message}`)), AUTOSAVE_MS);
+  clearTimeout(state.counting);
+  state.counting = setTimeout(countWords, 300); // counting 100,000 words on every key would lag typing
+}
+
+function countWords() {
+  const words = $("draft").value.match(/\S+/g);
+  $("word-count").textContent = `${words ? words.length : 0} words`;
+}
+
+async function listVersions() {
+  if (!state.name) return;
+  const { versions } = await api(`/desk/api/versions/${encodeURI(state.name)}`);
+  $("versions").replaceChildren(
+    ...versions.slice(0, 30).map((version) => {
+      const item = document.createElement("li");
+      const label = `${version.saved.replace("T", " ").slice(0, 19)} (${version.words} words)`;
+      item.append(button(label, () => restore(version.id)));
+      return item;
+    }),
+  );
+}
+
+async function restore(version) {
+  await saveNow();
+  const body = JSON.stringify({ name: state.name, version });
+  const { text } = await api("/desk/api/restore", { method: "POST", body });
+  Object.assign(state, { saved: text });
+  $("draft").value = text;
+  countWords();
+  listVersions();
+  say(`restored the version of ${version.slice(0, 8)}`);
+}
+
+async function newDraft() {
+  const name = prompt("Name of the new draft (e.g. chapter-04.md)");
+  if (!name) return;
+  const body = JSON.stringify({ text: "" });
+  await api(`/desk/api/drafts/${encodeURI(name)}`, { method: "PUT", body });
+  await openDraft(name);
+}
+
+async function renameDraft() {
+  if (!state.name) return;
+  const newName = prompt("New name", state.name);
+  if (!newName || newName === state.name) return;
+  await saveNow();
+  await api("/desk/api/rename", { method: "POST", body: JSON.stringify({ name: state.name, new_name: newName }) });
+  await openDraft(newName);
+}
+
+// Pins and blocks are kept per draft in this browser; the proxy gets them with each request.
+function steering() {
+  const saved = localStorage.getItem(`scifi-llm-steer:${state.name}`);
+  return saved ? JSON.parse(saved) : { pin: [], block: [] };
+}
+
+function steer(source, kind) {
+  const current = steering();
+  const other = kind === "pin" ? "block" : "pin";
+  current[other] = current[other].filter((name) => name !== source);
+  current[kind] = current[kind].includes(source)
+    ? current[kind].filter((name) => name !== source)
+    : [...current[kind], source];
+  localStorage.setItem(`scifi-llm-steer:${state.name}`, JSON.stringify(current));
+  showSteering();
+}
+
+function showSteering() {
+  const current = steering();
+  const rows = [
+    ...current.pin.map((source) => ["pinned", source, "pin"]),
+    ...current.block.map((source) => ["blocked", source, "block"]),
+  ];
+  $("steering").replaceChildren(
+    ...rows.map(([label, source, kind]) => {
+      const item = document.createElement("li");
+      item.append(`${label}: ${source} `, button("undo", () => steer(source, kind)));
+      return item;
+    }),
+  );
+}
+
+async function loadModels() {
+  try {
+    const { data } = await api("/v1/models");
+    $("model").replaceChildren(
+      ...data.map((model) => Object.assign(document.createElement("option"), { value: model.id, textContent: model.id })),
+    );
+  } catch (error) {
+    say(`no model list: ${error.message}`);
+  }
+}
+
+async function generate() {
+  if (state.running || !state.name) return;
+  const draft = $("draft");
+  const before = draft.value.slice(0, draft.selectionStart).slice(-CONTEXT_CHARS);
+  const body = {
+    model: $("model").value || undefined,
+    stream: true,
+    temperature: Number($("temperature").value),
+    max_tokens: Number($("max-tokens").value),
+    messages: [
+      {
+        role: "system",
+        content: "You are the writer's co-author. Continue their draft from exactly where it stops, in the same voice, tense and point of view. Write only the continuation.",
+      },
+      { role: "user", content: before || "Begin the story." },
+    ],
+    lore: steering(),
+  };
+  state.running = new AbortController();
+  state.insertAt = draft.selectionStart;
+  $("generated").textContent = "";
+  $("proposal").hidden = false;
+  $("stop").disabled = false;
+  $("continue").disabled = true;
+  say("writing...");
+  try {
+    const response = await fetch("/v1/chat/completions", {
+      method: "POST",
+      headers: headers({ "content-type": "application/json" }),
+      body: JSON.stringify(body),
+      signal: state.running.signal,
+    });
+    if (!response.ok) throw new Error((await response.json()).error.message);
+    await readStream(response);
+    await showLore(response.headers.get("x-lore-request-id"));
+    say("done: accept or discard");
+  } catch (error) {
+    say(error.name === "AbortError" ? "stopped" : `failed: ${error.message}`);
+  } finally {
+    state.running = null;
+    $("stop").disabled = true;
+    $("continue").disabled = false;
+  }
+}
+
+async function readStream(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let pending = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    pending += decoder.decode(value, { stream: true });
+    const lines = pending.split("\n");
+    pending = lines.pop();
+    for (const line of lines) {
+      if (!line.startsWith("data: {")) continue;
+      const event = JSON.parse(line.slice(6));
+      if (event.error) throw new Error(event.error.message);
+      const text = event.choices?.[0]?.delta?.content;
+      if (text) $("generated").append(text);
+    }
+  }
+}
+
+async function showLore(requestId) {
+  if (!requestId) return;
+  const given = await api(`/lore/${requestId}`);
+  const spent = given.passages.reduce((sum, passage) => sum + passage.tokens, 0);
+  $("lore-summary").textContent = given.passages.length
+    ? `${given.passages.length} notes, ${spent} tokens (${given.lore})`
+    : `no lore (${given.lore})`;
+  $("lore").replaceChildren(
+    ...given.passages.map((passage) => {
+      const item = document.createElement("li");
+      const source = Object.assign(document.createElement("div"), { className: "source", textContent: passage.source });
+      const why = Object.assign(document.createElement("div"), {
+        className: "why",
+        textContent: `${passage.heading} · ${passage.tokens} tokens · ${passage.reasons.join(", ")}`,
+      });
+      item.append(source, why, button("pin", () => steer(passage.source, "pin")), button("block", () => steer(passage.source, "block")));
+      return item;
+    }),
+  );
+}
+
+function accept() {
+  const draft = $("draft");
+  const text = $("generated").textContent;
+  const at = state.insertAt ?? draft.value.length;
+  const joiner = at > 0 && !/\s$/.test(draft.value.slice(0, at)) && !/^\s/.test(text) ? " " : "";
+  draft.value = draft.value.slice(0, at) + joiner + text + draft.value.slice(at);
+  draft.selectionStart = draft.selectionEnd = at + joiner.length + text.length;
+  discard();
+  scheduleSave();
+}
+
+function discard() {
+  $("proposal").hidden = true;
+  $("generated").textContent = "";
+}
+
+function keys(event) {
+  if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
+    event.preventDefault();
+    generate();
+  } else if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
+    event.preventDefault();
+    saveNow();
+  } else if (event.key === "Escape" && state.running) {
+    state.running.abort();
+  }
+}
+
+function toggleTheme() {
+  const dark = document.documentElement.dataset.theme !== "dark";
+  document.documentElement.dataset.theme = dark ? "dark" : "light";
+  localStorage.setItem("scifi-llm-theme", dark ? "dark" : "light");
+}
+
+document.documentElement.dataset.theme = localStorage.getItem("scifi-llm-theme") || "light";
+$("draft").addEventListener("input", scheduleSave);
+$("save").addEventListener("click", saveNow);
+$("new-draft").addEventListener("click", newDraft);
+$("rename-draft").addEventListener("click", renameDraft);
+$("continue").addEventListener("click", generate);
+$("stop").addEventListener("click", () => state.running && state.running.abort());
+$("accept").addEventListener("click", accept);
+$("discard").addEventListener("click", discard);
+$("theme").addEventListener("click", toggleTheme);
+document.addEventListener("keydown", keys);
+window.addEventListener("beforeunload", () => saveNow());
+listDrafts().catch((error) => say(`cannot list drafts: ${error.message}`));
+loadModels();

@@ -1,0 +1,262 @@
+"""The writing desk: drafts saved and versioned on disk, its routes behind the proxy's key, and the page
+itself used as a writer would, in headless Chromium (Debian's package), against a real proxy in front of
+the tiny model."""
+
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from scifi_llm.config import init_workspace
+from scifi_llm.errors import UserError
+from scifi_llm.proxy import ProxySettings, create_app
+from scifi_llm.proxy.drafts import Drafts
+from servers import FaultyEngine, serve_in_thread
+
+from conftest import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+ELENA_DRAFT = "Ledger flexed her forearm in the cold hold of the Lark and felt the hidden thing shift."
+
+
+def test_each_save_keeps_the_text_it_replaces_and_any_version_can_come_back(tmp_path):
+    drafts = Drafts(tmp_path / "writing", tmp_path / "versions")
+    assert drafts.save("part-1/arrival.md", "First words.")
+    assert not drafts.save("part-1/arrival.md", "First words.")  # unchanged: nothing written, no version
+    drafts.save("part-1/arrival.md", "First words. Second words.")
+    drafts.save("part-1/arrival.md", "Rewritten.")
+    kept = drafts.versions("part-1/arrival.md")
+    assert [version["words"] for version in kept] == [4, 2]  # newest first
+    assert drafts.restore("part-1/arrival.md", kept[-1]["id"]) == "First words."
+    assert drafts.read("part-1/arrival.md") == "First words."
+    assert len(drafts.versions("part-1/arrival.md")) == 3  # the restore kept "Rewritten." too
+    drafts.rename("part-1/arrival.md", "chapter-01.md")
+    assert [draft.name for draft in drafts.all()] == ["chapter-01.md"]
+    assert len(drafts.versions("chapter-01.md")) == 3
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape.md", "/etc/passwd.md", "notes.exe", ".hidden.md", "a/../../b.md", ""]
+)
+def test_a_name_that_is_not_a_draft_in_the_folder_is_refused(tmp_path, name):
+    drafts = Drafts(tmp_path / "writing", tmp_path / "versions")
+    with pytest.raises(UserError):
+        drafts.save(name, "text")
+    assert not (tmp_path / "escape.md").exists()
+
+
+def test_a_link_out_of_the_writing_folder_is_not_a_draft(tmp_path):
+    (tmp_path / "writing").mkdir()
+    secret = tmp_path / "secret.md"
+    secret.write_text("private")
+    (tmp_path / "writing" / "link.md").symlink_to(secret)
+    drafts = Drafts(tmp_path / "writing", tmp_path / "versions")
+    assert drafts.all() == []
+    with pytest.raises(UserError, match="leads out"):
+        drafts.read("link.md")
+
+
+def test_the_page_opens_without_the_key_but_the_writers_text_needs_it(tmp_path):
+    workspace = init_workspace(tmp_path / "novel", with_example=True)
+    settings = ProxySettings(
+        upstreams=("http://127.0.0.1:9/v1",),
+        index_dir=tmp_path / "none",
+        api_key="k3y",
+        workspace_root=workspace.root,
+    )
+    with serve_in_thread(create_app(settings), free_port()) as url:
+        assert httpx.get(f"{url}/desk").status_code == 200 and "Continue" in httpx.get(f"{url}/desk").text
+        assert httpx.get(f"{url}/desk/static/desk.js").headers["content-type"].startswith("text/javascript")
+        assert httpx.get(f"{url}/desk/api/drafts").status_code == 401
+        drafts = httpx.get(f"{url}/desk/api/drafts", headers={"authorization": "Bearer k3y"}).json()["drafts"]
+        form = httpx.put(
+            f"{url}/desk/api/drafts/x.md", content=b"text=1", headers={"authorization": "Bearer k3y"}
+        )
+    assert {draft["name"] for draft in drafts} == {
+        path.relative_to(workspace.writing_dir).as_posix() for path in workspace.writing_dir.rglob("*.md")
+    }
+    assert form.status_code == 415  # a page's form cannot write a draft
+
+
+# --- the page in a real browser ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def desk(tmp_path, example_workspace, engine):
+    """A workspace with the example drafts, its desk served by a proxy in front of the tiny model."""
+    workspace = init_workspace(tmp_path / "novel", with_example=True)
+    settings = ProxySettings(
+        upstreams=(engine,),
+        index_dir=example_workspace.index_dir,
+        history_path=tmp_path / "history.db",
+        workspace_root=workspace.root,
+    )
+
+    @contextmanager
+    def start(**changes):
+        with serve_in_thread(create_app(replace(settings, **changes)), free_port()) as url:
+            yield url, workspace
+
+    return start
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium (apt-get install chromium); .ci/run installs it")
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*flags, "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+def _open_draft(page, url: str, name: str) -> None:
+    page.goto(f"{url}/desk")
+    page.get_by_role("button", name=name, exact=True).click()
+    page.wait_for_function(f"document.getElementById('draft-name').textContent === {name!r}")
+
+
+@pytest.mark.slow
+def test_typing_autosaves_and_survives_a_reload_and_a_version_comes_back(desk, browser, tmp_path):
+    with desk() as (url, workspace):
+        name = sorted(
+            p.relative_to(workspace.writing_dir).as_posix() for p in workspace.writing_dir.rglob("*.md")
+        )[0]
+        before = (workspace.writing_dir / name).read_text()
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        _open_draft(page, url, name)
+        page.locator("#draft").press("End")
+        page.locator("#draft").press("Control+End")
+        page.locator("#draft").type(" The hull sang in the dark.")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('saved')")
+        assert (workspace.writing_dir / name).read_text().endswith("The hull sang in the dark.")
+        page.reload()
+        _open_draft(page, url, name)
+        assert page.locator("#draft").input_value().endswith("The hull sang in the dark.")
+        page.screenshot(path=str(tmp_path / "desk-draft.png"))
+        page.locator("#versions button").first.click()  # the text before the typing
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('restored')")
+        assert (workspace.writing_dir / name).read_text() == before
+        assert page.locator("#draft").input_value() == before
+
+
+@pytest.mark.slow
+def test_continue_streams_through_the_proxy_shows_its_lore_and_pin_and_block_steer_the_next(
+    desk, browser, tmp_path
+):
+    with desk() as (url, workspace):
+        (workspace.writing_dir / "scene.md").write_text(ELENA_DRAFT)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        _open_draft(page, url, "scene.md")
+        page.locator("#max-tokens").fill("12")
+        page.locator("#draft").press("Control+End")
+        page.locator("#draft").press("Control+Enter")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')")
+        written = page.locator("#generated").text_content()
+        assert written
+        lore = page.locator("#lore .source").all_text_contents()
+        assert "characters/elena_voss.md" in lore
+        page.screenshot(path=str(tmp_path / "desk-lore.png"))
+        page.get_by_role("button", name="Accept").click()
+        assert (
+            page.locator("#draft").input_value().startswith(ELENA_DRAFT)
+            and written in page.locator("#draft").input_value()
+        )
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('saved')")
+        assert written in (workspace.writing_dir / "scene.md").read_text()
+
+        elena = page.locator("#lore li", has_text="characters/elena_voss.md")
+        elena.get_by_role("button", name="block").click()
+        page.locator("#draft").press("Control+Enter")
+        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')")
+        assert "characters/elena_voss.md" not in page.locator("#lore .source").all_text_contents()
+        assert "blocked: characters/elena_voss.md" in page.locator("#steering").text_content()
+
+
+@pytest.mark.slow
+def test_a_page_from_another_origin_cannot_post_to_the_proxy(desk, browser):
+    other = "<html><body>a page elsewhere</body></html>"
+    with desk() as (url, workspace), serve_in_thread(_Page(other), free_port()) as elsewhere:
+        page = browser.new_page()
+        page.goto(elsewhere)
+        status = page.evaluate(
+            """async (url) => {
+                try {
+                    const r = await fetch(url + "/desk/api/drafts/stolen.md", {method: "PUT",
+                        headers: {"content-type": "application/json"}, body: JSON.stringify({text: "x"})});
+                    return r.status;
+                } catch (error) { return "blocked"; }
+            }""",
+            url,
+        )
+        simple = page.evaluate(  # a form-like POST needs no preflight; the proxy still refuses it
+            """async (url) => {
+                await fetch(url + "/desk/api/rename", {method: "POST", mode: "no-cors",
+                    headers: {"content-type": "text/plain"}, body: '{"name": "a.md", "new_name": "b.md"}'});
+                return "sent";
+            }""",
+            url,
+        )
+    assert status == "blocked" and simple == "sent"  # the preflight was refused: the PUT never went
+    assert not (workspace.writing_dir / "stolen.md").exists()
+
+
+class _Page:
+    """A one-page ASGI app: a web page on another origin."""
+
+    def __init__(self, html: str) -> None:
+        self.html = html.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]}
+        )
+        await send({"type": "http.response.body", "body": self.html})
+
+
+@pytest.mark.slow
+def test_the_desk_command_starts_the_proxy_once_and_reuses_it(cli, workspace):
+    port = free_port()
+    try:
+        first = cli("desk", "--no-open", "--port", str(port), workspace=workspace)
+        assert first.exit_code == 0, first.stderr
+        assert f"the desk: http://127.0.0.1:{port}/desk" in first.stdout
+        page = httpx.get(f"http://127.0.0.1:{port}/desk", timeout=30)
+        again = cli("desk", "--no-open", workspace=workspace)  # the settings name another port: reused
+        assert again.exit_code == 0 and f"http://127.0.0.1:{port}/desk" in again.stdout
+    finally:
+        stopped = cli("stop", "--proxy", workspace=workspace)
+    assert page.status_code == 200 and "scifi-llm desk" in page.text
+    assert stopped.exit_code == 0
+
+
+@pytest.mark.slow
+def test_stop_mid_stream_cancels_the_request_at_the_engine(tmp_path, example_workspace, browser):
+    engine = FaultyEngine()  # "slow": 100 chunks 0.1 s apart, and it notes when its client goes away
+    workspace = init_workspace(tmp_path / "novel", with_example=True)
+    (workspace.writing_dir / "scene.md").write_text(ELENA_DRAFT)
+    with serve_in_thread(engine.app, free_port()) as engine_url:
+        settings = ProxySettings(
+            upstreams=(f"{engine_url}/v1",),
+            index_dir=example_workspace.index_dir,
+            workspace_root=workspace.root,
+        )
+        with serve_in_thread(create_app(settings), free_port()) as url:
+            page = browser.new_page()
+            _open_draft(page, url, "scene.md")
+            page.evaluate(
+                "const s = document.getElementById('model'); s.add(new Option('slow')); s.value = 'slow'"
+            )
+            page.locator("#draft").press("Control+Enter")
+            page.wait_for_function("document.getElementById('generated').textContent.length > 0")
+            page.locator("#draft").press("Escape")
+            page.wait_for_function("document.getElementById('status').textContent === 'stopped'")
+            assert engine.cancelled.wait(10)
+    assert (workspace.writing_dir / "scene.md").read_text() == ELENA_DRAFT  # nothing entered the draft
