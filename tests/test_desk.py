@@ -115,6 +115,13 @@ def browser():
         chromium.close()
 
 
+def _wait_status(page, start: str) -> None:
+    """Wait until the desk's status line begins with `start`."""
+    page.wait_for_function(
+        "start => document.getElementById('status').textContent.startsWith(start)", arg=start
+    )
+
+
 def _open_draft(page, url: str, name: str) -> None:
     page.goto(f"{url}/desk")
     page.get_by_role("button", name=name, exact=True).click()
@@ -133,14 +140,14 @@ def test_typing_autosaves_and_survives_a_reload_and_a_version_comes_back(desk, b
         page.locator("#draft").press("End")
         page.locator("#draft").press("Control+End")
         page.locator("#draft").type(" The hull sang in the dark.")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('saved')")
+        _wait_status(page, "saved")
         assert (workspace.writing_dir / name).read_text().endswith("The hull sang in the dark.")
         page.reload()
         _open_draft(page, url, name)
         assert page.locator("#draft").input_value().endswith("The hull sang in the dark.")
         page.screenshot(path=str(tmp_path / "desk-draft.png"))
         page.locator("#versions button").first.click()  # the text before the typing
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('restored')")
+        _wait_status(page, "restored")
         assert (workspace.writing_dir / name).read_text() == before
         assert page.locator("#draft").input_value() == before
 
@@ -156,7 +163,7 @@ def test_continue_streams_through_the_proxy_shows_its_lore_and_pin_and_block_ste
         page.locator("#max-tokens").fill("12")
         page.locator("#draft").press("Control+End")
         page.locator("#draft").press("Control+Enter")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')")
+        _wait_status(page, "done")
         written = page.locator("#generated").text_content()
         assert written
         lore = page.locator("#lore .source").all_text_contents()
@@ -167,13 +174,13 @@ def test_continue_streams_through_the_proxy_shows_its_lore_and_pin_and_block_ste
             page.locator("#draft").input_value().startswith(ELENA_DRAFT)
             and written in page.locator("#draft").input_value()
         )
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('saved')")
+        _wait_status(page, "saved")
         assert written in (workspace.writing_dir / "scene.md").read_text()
 
         elena = page.locator("#lore li", has_text="characters/elena_voss.md")
         elena.get_by_role("button", name="block").click()
         page.locator("#draft").press("Control+Enter")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('done')")
+        _wait_status(page, "done")
         assert "characters/elena_voss.md" not in page.locator("#lore .source").all_text_contents()
         assert "blocked: characters/elena_voss.md" in page.locator("#steering").text_content()
 
@@ -257,6 +264,37 @@ def test_stop_mid_stream_cancels_the_request_at_the_engine(tmp_path, example_wor
             page.locator("#draft").press("Control+Enter")
             page.wait_for_function("document.getElementById('generated').textContent.length > 0")
             page.locator("#draft").press("Escape")
-            page.wait_for_function("document.getElementById('status').textContent === 'stopped'")
+            _wait_status(page, "stopped")
             assert engine.cancelled.wait(10)
     assert (workspace.writing_dir / "scene.md").read_text() == ELENA_DRAFT  # nothing entered the draft
+
+
+@pytest.mark.slow
+def test_a_note_found_and_edited_in_the_desk_reaches_the_next_generation(desk, browser, tmp_path):
+    with desk() as (url, workspace):
+        (workspace.writing_dir / "scene.md").write_text(ELENA_DRAFT)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        _open_draft(page, url, "scene.md")
+        page.locator("#lore-search").fill("Ledger")
+        page.get_by_role("button", name="characters/elena_voss.md", exact=False).first.click()
+        page.wait_for_function(
+            "document.getElementById('note-name').textContent === 'characters/elena_voss.md'"
+        )
+        assert "Ledger" in page.locator("#note-aliases").text_content()
+        note = page.locator("#note-text")
+        note.press("Control+End")
+        note.type(
+            "\n\n## The hidden thing\n\nThe hidden thing in Ledger's forearm is a tuning fork in B-flat.\n"
+        )
+        page.get_by_role("button", name="Save note").click()
+        _wait_status(page, "note saved and indexed")
+        assert "tuning fork in B-flat" in (workspace.lore_dir / "characters" / "elena_voss.md").read_text()
+        page.screenshot(path=str(tmp_path / "desk-note.png"))
+        page.locator("#max-tokens").fill("4")
+        page.locator("#draft").press("Control+End")
+        page.locator("#draft").press("Control+Enter")
+        _wait_status(page, "done")
+        given = (
+            page.locator("#lore li", has_text="characters/elena_voss.md").locator("details").text_content()
+        )
+    assert "tuning fork in B-flat" in given

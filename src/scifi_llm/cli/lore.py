@@ -109,15 +109,8 @@ def ingest_command(
     from scifi_llm.lore import IngestOptions, LoreIndex, ingest_lore
 
     workspace = _workspace(ctx)
-    lore = workspace.settings.lore
-    options = IngestOptions(
-        collection=collection or lore.collection,
-        embedding_model=embedding_model,
-        default_model=lore.embedding_model,
-        chunk_tokens=lore.chunk_tokens,
-        chunk_overlap=lore.chunk_overlap,
-        rebuild=rebuild,
-        outside_folders=workspace.outside_folders,
+    options = IngestOptions.from_workspace(
+        workspace, collection=collection, embedding_model=embedding_model, rebuild=rebuild
     )
     columns = (
         SpinnerColumn(),

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text, outside, outside_reason
 from scifi_llm.lore.chunk import HEADING_SEPARATOR, Chunk, chunk_document
@@ -43,6 +44,20 @@ class IngestOptions:
     rebuild: bool = False
     batch_chunks: int = 64
     outside_folders: tuple[Path, ...] = ()  # where symlinks in the lore folder may lead
+
+    @classmethod
+    def from_workspace(cls, workspace: Workspace, **changes) -> "IngestOptions":
+        """The options the workspace's `[lore]` settings give, with `changes` over them (None: no change)."""
+        lore = workspace.settings.lore
+        options = cls(
+            collection=lore.collection,
+            embedding_model=None,
+            default_model=lore.embedding_model,
+            chunk_tokens=lore.chunk_tokens,
+            chunk_overlap=lore.chunk_overlap,
+            outside_folders=workspace.outside_folders,
+        )
+        return replace(options, **{name: value for name, value in changes.items() if value is not None})
 
 
 @dataclass

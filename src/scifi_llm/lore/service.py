@@ -162,6 +162,25 @@ class LoreService:
         loaded.checked = now
         return loaded.retriever
 
+    def retriever(self, collection: str) -> Retriever:
+        """The collection's retriever (its entities, its embedding model), opened or reloaded if needed."""
+        with self._lock:
+            return self._retriever(collection)
+
+    def changed(self, collection: str) -> None:
+        """Say the collection changed on disk (the desk re-ingested a note): the next search reloads it."""
+        with self._lock:
+            if collection in self._loaded:
+                self._loaded[collection].checked = -self.RELOAD_CHECK_S
+
+    def embedder(self, model_name: str) -> Embedder:
+        """An embedding model this service already holds, else a newly loaded one (for an ingest)."""
+        with self._lock:
+            for loaded in self._loaded.values():
+                if loaded.retriever.collection.model_name == model_name:
+                    return loaded.retriever.embedder
+        return Embedder(model_name)
+
     def chunks(self, collection: str) -> int | None:
         """Chunks in a collection, or None when there is no such collection."""
         index = LoreIndex(self.index_dir)

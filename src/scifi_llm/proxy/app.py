@@ -31,7 +31,6 @@ from scifi_llm.proxy.augment import (
     place,
 )
 from scifi_llm.proxy.desk import desk_routes
-from scifi_llm.proxy.drafts import Drafts
 from scifi_llm.proxy.guard import Guard, error_response
 from scifi_llm.proxy.history import History
 from scifi_llm.proxy.metrics import ProxyMetrics, RequestRecord
@@ -63,8 +62,7 @@ def create_app(settings: ProxySettings):
     routes = FastAPI(title="scifi-llm lore proxy", lifespan=lifespan)
     routes.state.proxy = state
     if settings.workspace_root is not None:
-        root = settings.workspace_root
-        routes.include_router(desk_routes(Drafts(root / "writing", root / ".scifi-llm" / "versions")))
+        routes.include_router(desk_routes(settings.workspace_root, state))
 
     @routes.get("/v1/models")
     async def models():

@@ -8,24 +8,34 @@ log). Generation goes through the proxy's own `/v1/chat/completions`, so the des
 client gets, and `/lore/<id>` tells it which lore each answer was given.
 """
 
+import asyncio
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Body
 from fastapi.responses import HTMLResponse, Response
 
+from scifi_llm.config import find_workspace
 from scifi_llm.errors import UserError
+from scifi_llm.lore import IngestOptions, LoreIndex, ingest_lore
 from scifi_llm.proxy.drafts import Drafts
 from scifi_llm.proxy.guard import error_response
+
+if TYPE_CHECKING:
+    from scifi_llm.proxy.app import ProxyState
 
 STATIC = resources.files("scifi_llm.proxy") / "desk_static"
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 OPEN_PATHS = ("/desk", "/desk/static/")  # the page and its script: nothing of the writer's in them
 
 
-def desk_routes(drafts: Drafts) -> APIRouter:
-    """The page, its static files, and the drafts' routes."""
+def desk_routes(root: Path, state: "ProxyState") -> APIRouter:
+    """The page, its static files, and the routes for the drafts in `root`'s writing/ and its lore."""
     router = APIRouter(prefix="/desk")
+    versions = root / ".scifi-llm" / "versions"
+    drafts, notes = Drafts(root / "writing", versions / "writing"), Drafts(root / "lore", versions / "lore")
+    collection = state.settings.collection
 
     @router.get("", response_class=HTMLResponse)
     async def page():
@@ -62,7 +72,59 @@ def desk_routes(drafts: Drafts) -> APIRouter:
     async def restore(name: str = Body(...), version: str = Body(...)):
         return _answer(lambda: {"name": name, "text": drafts.restore(name, version)})
 
+    @router.get("/api/notes")
+    async def listed_notes():
+        return {"notes": [note.__dict__ for note in notes.all()]}
+
+    @router.get("/api/notes/{name:path}")
+    async def read_note(name: str):
+        entities = await asyncio.to_thread(_entities, state, collection)
+        named = [entity for entity in entities if entity["source"] == name]
+        return _answer(lambda: {"name": name, "text": notes.read(name), "entities": named})
+
+    @router.put("/api/notes/{name:path}")
+    async def save_note(name: str, text: str = Body(..., embed=True)):
+        saved = _answer(lambda: {"name": name, "saved": notes.save(name, text)})
+        if not isinstance(saved, dict):
+            return saved
+        try:
+            report = await asyncio.to_thread(_reingest, root, state)
+        except UserError as exc:  # another ingest holds the index: the note is saved, not yet indexed
+            return {**saved, "indexed": False, "reason": str(exc)}
+        return {**saved, "indexed": True, "chunks_embedded": report.chunks_embedded}
+
+    @router.get("/api/entities")
+    async def entities():
+        return {"entities": await asyncio.to_thread(_entities, state, collection)}
+
+    @router.get("/api/lore")
+    async def search(q: str):
+        if not q.strip():
+            return {"query": q, "passages": []}
+        lore = state.settings
+        found = await state.lore.search(q, collection, lore.top_k, lore.budget_tokens, lore.mode)
+        return {"query": q, "passages": [hit.to_dict() for hit in found.results]}
+
     return router
+
+
+def _entities(state: "ProxyState", collection: str) -> list[dict]:
+    """The people, ships, places and things the lore names, with their aliases."""
+    try:
+        registry = state.lore.retriever(collection).registry
+    except UserError:  # no index yet
+        return []
+    return [{"name": e.name, "source": e.source, "aliases": list(e.aliases)} for e in registry.entities]
+
+
+def _reingest(root: Path, state: "ProxyState"):
+    """Bring the lore index up to date with the lore folder (only changed notes are embedded again)."""
+    workspace = find_workspace(root)
+    options = IngestOptions.from_workspace(workspace, collection=state.settings.collection)
+    index = LoreIndex(state.settings.index_dir)
+    report = ingest_lore([workspace.lore_dir], workspace.lore_dir, index, options, state.lore.embedder)
+    state.lore.changed(options.collection)
+    return report
 
 
 def _answer(work):

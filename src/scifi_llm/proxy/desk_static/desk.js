@@ -247,10 +247,55 @@ async function showLore(requestId) {
         className: "why",
         textContent: `${passage.heading} · ${passage.tokens} tokens · ${passage.reasons.join(", ")}`,
       });
-      item.append(source, why, button("pin", () => steer(passage.source, "pin")), button("block", () => steer(passage.source, "block")));
+      const text = document.createElement("details");
+      text.append(Object.assign(document.createElement("summary"), { textContent: "what the model read" }), passage.text);
+      item.append(source, why, text, button("pin", () => steer(passage.source, "pin")), button("block", () => steer(passage.source, "block")));
+      item.append(button("open", () => openNote(passage.source)));
       return item;
     }),
   );
+}
+
+async function searchLore() {
+  const query = $("lore-search").value;
+  const { passages } = await api(`/desk/api/lore?q=${encodeURIComponent(query)}`);
+  $("lore-found").replaceChildren(
+    ...passages.map((passage) => {
+      const item = document.createElement("li");
+      item.append(button(`${passage.source} — ${passage.heading}`, () => openNote(passage.source)));
+      return item;
+    }),
+  );
+}
+
+async function listEntities() {
+  const { entities } = await api("/desk/api/entities");
+  $("entities").replaceChildren(
+    ...entities.map((entity) => {
+      const item = document.createElement("li");
+      const aliases = entity.aliases.length ? ` (${entity.aliases.join(", ")})` : "";
+      item.append(button(entity.name + aliases, () => openNote(entity.source)));
+      return item;
+    }),
+  );
+}
+
+async function openNote(name) {
+  const note = await api(`/desk/api/notes/${encodeURI(name)}`);
+  $("note").hidden = false;
+  $("note-name").textContent = name;
+  $("note-text").value = note.text;
+  const named = note.entities.map((entity) => `${entity.name}: ${entity.aliases.join(", ") || "no aliases"}`);
+  $("note-aliases").textContent = named.join(" · ");
+}
+
+async function saveNote() {
+  const name = $("note-name").textContent;
+  say(`saving ${name} and indexing it...`);
+  const body = JSON.stringify({ text: $("note-text").value });
+  const result = await api(`/desk/api/notes/${encodeURI(name)}`, { method: "PUT", body });
+  say(result.indexed ? `note saved and indexed: ${name}` : `note saved, not yet indexed: ${result.reason}`);
+  listEntities();
 }
 
 function accept() {
@@ -297,7 +342,14 @@ $("stop").addEventListener("click", () => state.running && state.running.abort()
 $("accept").addEventListener("click", accept);
 $("discard").addEventListener("click", discard);
 $("theme").addEventListener("click", toggleTheme);
+$("lore-search").addEventListener("input", () => {
+  clearTimeout(state.searching);
+  state.searching = setTimeout(() => searchLore().catch((error) => say(`search failed: ${error.message}`)), 250);
+});
+$("save-note").addEventListener("click", () => saveNote().catch((error) => say(`note not saved: ${error.message}`)));
+$("close-note").addEventListener("click", () => ($("note").hidden = true));
 document.addEventListener("keydown", keys);
 window.addEventListener("beforeunload", () => saveNow());
 listDrafts().catch((error) => say(`cannot list drafts: ${error.message}`));
 loadModels();
+listEntities().catch(() => {});
