@@ -298,3 +298,34 @@ def test_a_note_found_and_edited_in_the_desk_reaches_the_next_generation(desk, b
             page.locator("#lore li", has_text="characters/elena_voss.md").locator("details").text_content()
         )
     assert "tuning fork in B-flat" in given
+
+
+@pytest.mark.slow
+def test_history_is_searchable_and_reports_open_in_the_page(desk, browser, tmp_path):
+    from scifi_llm.bench import save_result
+
+    with desk() as (url, workspace):
+        (workspace.writing_dir / "scene.md").write_text(ELENA_DRAFT)
+        folder = save_result(
+            workspace.root / "results", "retrieval", {"recall_at_1": 0.5}, {"questions": "q"}
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        _open_draft(page, url, "scene.md")
+        page.locator("#max-tokens").fill("4")
+        page.locator("#draft").press("Control+End")
+        page.locator("#draft").press("Control+Enter")
+        _wait_status(page, "done")
+        page.get_by_role("button", name="History").click()
+        page.wait_for_selector("#viewer-list li")
+        first = page.locator("#viewer-list li").first.text_content()
+        page.locator("#history-search").fill("no request ever said this")
+        page.wait_for_function("document.querySelectorAll('#viewer-list li').length === 0")
+        page.get_by_role("button", name="Reports").click()
+        page.locator("#viewer-list li", has_text=folder.name).get_by_role("button", name="summary.md").click()
+        _wait_status(page, "showing")
+        shown = page.locator("#viewer-body pre").text_content()
+        page.screenshot(path=str(tmp_path / "desk-reports.png"))
+        page.get_by_role("button", name="Back to the draft").click()
+        assert page.locator("#draft").is_visible()
+    assert "Ledger flexed her forearm" in first and "characters/elena_voss.md" in first
+    assert shown.startswith("# Benchmark run")

@@ -357,6 +357,20 @@ def test_a_request_without_model_gets_the_engines_model(proxy, engine, tiny_llam
         assert response.status_code == 200 and response.json()["model"] == str(tiny_llama)
 
 
+def test_history_is_searched_by_the_words_of_a_request_or_a_note_taken_literally(tmp_path):
+    history = History(tmp_path / "history.db")
+    history.add(
+        "Write the bar scene where Ledger's arm locks", ["characters/elena_voss.md"], 30, 5, 200, "used"
+    )
+    history.add("Describe the Lark's hold", ["ships/ashgrove_lark.md"], 30, 5, 200, "used")
+    history.add("A 100% honest_answer", [], None, 5, 200, "none found")
+    assert [row["query"][:9] for row in history.recent(10, "ledger")] == ["Write the"]
+    assert [row["sources"] for row in history.recent(10, "ashgrove")] == [["ships/ashgrove_lark.md"]]
+    assert [row["query"] for row in history.recent(10, "100% honest_")] == ["A 100% honest_answer"]
+    assert len(history.recent(10, "%")) == 1  # a character, not a wildcard
+    assert len(history.recent(10)) == 3
+
+
 def test_history_keeps_only_the_newest_rows(tmp_path):
     history = History(tmp_path / "history.db", limit=5)
     for number in range(1000):

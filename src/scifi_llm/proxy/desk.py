@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from scifi_llm.config import find_workspace
 from scifi_llm.errors import UserError
+from scifi_llm.fsutil import outside
 from scifi_llm.lore import IngestOptions, LoreIndex, ingest_lore
 from scifi_llm.proxy.drafts import Drafts
 from scifi_llm.proxy.guard import error_response
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
 
 STATIC = resources.files("scifi_llm.proxy") / "desk_static"
 _TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+_REPORT_TYPES = {
+    ".md": "text/plain; charset=utf-8",
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".png": "image/png",
+}
 OPEN_PATHS = ("/desk", "/desk/static/")  # the page and its script: nothing of the writer's in them
 
 
@@ -97,6 +104,26 @@ def desk_routes(root: Path, state: "ProxyState") -> APIRouter:
     async def entities():
         return {"entities": await asyncio.to_thread(_entities, state, collection)}
 
+    @router.get("/api/history")
+    async def history(q: str = "", limit: int = 100):
+        if state.history is None:
+            return {"enabled": False, "requests": []}
+        rows = await asyncio.to_thread(state.history.recent, min(max(limit, 1), 1000), q)
+        return {"enabled": True, "requests": rows}
+
+    @router.get("/api/reports")
+    async def reports():
+        return {"reports": _reports(root / "results")}
+
+    @router.get("/api/reports/{name:path}")
+    async def report_file(name: str):
+        results = root / "results"
+        path = results / name
+        kind = _REPORT_TYPES.get(path.suffix.lower())
+        if kind is None or ".." in Path(name).parts or outside(path, [results]) or not path.is_file():
+            return error_response(404, f"no report file {name}", "not_found")
+        return Response(path.read_bytes(), media_type=kind)
+
     @router.get("/api/lore")
     async def search(q: str):
         if not q.strip():
@@ -106,6 +133,20 @@ def desk_routes(root: Path, state: "ProxyState") -> APIRouter:
         return {"query": q, "passages": [hit.to_dict() for hit in found.results]}
 
     return router
+
+
+def _reports(results: Path) -> list[dict]:
+    """The benchmark and compare runs in `results/`, newest first, with the files each can show."""
+    if not results.is_dir():
+        return []
+    runs = [folder for folder in results.iterdir() if folder.is_dir() and not folder.name.startswith(".")]
+    return [
+        {
+            "name": folder.name,
+            "files": sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _REPORT_TYPES),
+        }
+        for folder in sorted(runs, key=lambda folder: folder.name, reverse=True)
+    ]
 
 
 def _entities(state: "ProxyState", collection: str) -> list[dict]:

@@ -58,13 +58,15 @@ class History:
             if cursor.lastrowid % 1000 == 0:
                 self._db.execute("DELETE FROM requests WHERE id <= ?", (cursor.lastrowid - self.limit,))
 
-    def recent(self, count: int = 20) -> list[dict]:
-        """The newest requests, newest first."""
+    def recent(self, count: int = 20, containing: str = "") -> list[dict]:
+        """The newest requests, newest first; with `containing`, only those whose query or lore sources
+        hold that text (any case)."""
+        pattern = "%" + containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self._lock:
             rows = self._db.execute(
                 "SELECT time, query, sources, retrieval_ms, ttft_ms, status, lore FROM requests "
-                "ORDER BY id DESC LIMIT ?",
-                (count,),
+                "WHERE query LIKE ?1 ESCAPE '\\' OR sources LIKE ?1 ESCAPE '\\' ORDER BY id DESC LIMIT ?2",
+                (pattern, count),
             ).fetchall()
         keys = ("time", "query", "sources", "retrieval_ms", "upstream_ttft_ms", "status", "lore")
         return [dict(zip(keys, row, strict=True)) | {"sources": json.loads(row[2])} for row in rows]

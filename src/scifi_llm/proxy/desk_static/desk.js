@@ -298,6 +298,69 @@ async function saveNote() {
   listEntities();
 }
 
+function showViewer(title, searchable) {
+  $("writing").hidden = true;
+  $("viewer").hidden = false;
+  $("viewer-title").textContent = title;
+  $("history-search").hidden = !searchable;
+  $("viewer-body").replaceChildren();
+}
+
+function closeViewer() {
+  $("viewer").hidden = true;
+  $("writing").hidden = false;
+}
+
+async function showHistory() {
+  showViewer("History", true);
+  const query = $("history-search").value;
+  const { enabled, requests } = await api(`/desk/api/history?q=${encodeURIComponent(query)}`);
+  if (!enabled) {
+    $("viewer-list").replaceChildren(Object.assign(document.createElement("li"), { textContent: "history is off" }));
+    return;
+  }
+  $("viewer-list").replaceChildren(
+    ...requests.map((row) => {
+      const item = document.createElement("li");
+      const when = new Date(row.time * 1000).toLocaleString();
+      const head = Object.assign(document.createElement("div"), { className: "why", textContent: `${when} · ${row.status} · lore ${row.lore}` });
+      const query = Object.assign(document.createElement("div"), { textContent: row.query.slice(0, 300) });
+      const sources = Object.assign(document.createElement("div"), { className: "source", textContent: row.sources.join(", ") });
+      item.append(head, query, sources);
+      return item;
+    }),
+  );
+}
+
+async function showReports() {
+  showViewer("Reports", false);
+  const { reports } = await api("/desk/api/reports");
+  $("viewer-list").replaceChildren(
+    ...reports.map((report) => {
+      const item = document.createElement("li");
+      item.append(`${report.name}: `, ...report.files.map((file) => button(file, () => showReport(`${report.name}/${file}`))));
+      return item;
+    }),
+  );
+}
+
+async function showReport(path) {
+  const response = await fetch(`/desk/api/reports/${encodeURI(path)}`, { headers: headers() });
+  if (!response.ok) return say(`cannot open ${path}`);
+  const kind = response.headers.get("content-type");
+  let shown;
+  if (kind.startsWith("image/")) {
+    shown = Object.assign(document.createElement("img"), { src: URL.createObjectURL(await response.blob()), alt: path });
+  } else if (kind.startsWith("text/html")) {
+    shown = Object.assign(document.createElement("iframe"), { srcdoc: await response.text(), title: path });
+    shown.sandbox = ""; // a report is shown, never run
+  } else {
+    shown = Object.assign(document.createElement("pre"), { textContent: await response.text() });
+  }
+  $("viewer-body").replaceChildren(shown);
+  say(`showing ${path}`);
+}
+
 function accept() {
   const draft = $("draft");
   const text = $("generated").textContent;
@@ -348,6 +411,13 @@ $("lore-search").addEventListener("input", () => {
 });
 $("save-note").addEventListener("click", () => saveNote().catch((error) => say(`note not saved: ${error.message}`)));
 $("close-note").addEventListener("click", () => ($("note").hidden = true));
+$("show-history").addEventListener("click", () => showHistory().catch((error) => say(error.message)));
+$("show-reports").addEventListener("click", () => showReports().catch((error) => say(error.message)));
+$("close-viewer").addEventListener("click", closeViewer);
+$("history-search").addEventListener("input", () => {
+  clearTimeout(state.historyTimer);
+  state.historyTimer = setTimeout(() => showHistory().catch((error) => say(error.message)), 250);
+});
 document.addEventListener("keydown", keys);
 window.addEventListener("beforeunload", () => saveNow());
 listDrafts().catch((error) => say(`cannot list drafts: ${error.message}`));
