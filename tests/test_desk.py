@@ -13,7 +13,7 @@ from scifi_llm.config import init_workspace
 from scifi_llm.errors import UserError
 from scifi_llm.proxy import ProxySettings, create_app
 from scifi_llm.proxy.drafts import Drafts
-from servers import FaultyEngine, serve_in_thread
+from servers import FaultyEngine, ScriptedModel, serve_in_thread
 
 from conftest import free_port
 
@@ -329,3 +329,55 @@ def test_history_is_searchable_and_reports_open_in_the_page(desk, browser, tmp_p
         assert page.locator("#draft").is_visible()
     assert "Ledger flexed her forearm" in first and "characters/elena_voss.md" in first
     assert shown.startswith("# Benchmark run")
+
+
+def _scripted_writer(messages):
+    """A model whose answer says which task it was given, and with what."""
+    system, user = messages[0]["content"], messages[-1]["content"]
+    if "sensory pass" in system:
+        return "Cold bit her fingers; the hold smelled of oil."
+    if system.startswith("You are the writer's editor"):
+        instruction = user.split("\n")[0].removeprefix("Instruction: ")
+        return f"Rewritten as asked ({instruction})."
+    if "question about their world" in system:
+        return "The notes say the Lark was built at Harrow Station."
+    return "And then the lights went out."
+
+
+@pytest.mark.slow
+def test_rewrite_and_describe_replace_only_the_selection_and_ask_the_world_answers_aside(desk, browser):
+    model = ScriptedModel(_scripted_writer)
+    with (
+        serve_in_thread(model.app, free_port()) as model_url,
+        desk(upstreams=(f"{model_url}/v1",)) as (
+            url,
+            workspace,
+        ),
+    ):
+        (workspace.writing_dir / "scene.md").write_text(ELENA_DRAFT + " She said nothing.")
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        _open_draft(page, url, "scene.md")
+        start = len(ELENA_DRAFT) + 1
+        page.evaluate(f"document.getElementById('draft').setSelectionRange({start}, {start + 17})")
+        page.locator("#instruction").fill("colder")
+        page.get_by_role("button", name="Rewrite").click()
+        _wait_status(page, "done")
+        page.get_by_role("button", name="Accept").click()
+        assert page.locator("#draft").input_value() == ELENA_DRAFT + " Rewritten as asked (colder)."
+        page.evaluate("document.getElementById('draft').setSelectionRange(0, 6)")  # "Ledger"
+        page.get_by_role("button", name="Describe").click()
+        _wait_status(page, "done")
+        page.get_by_role("button", name="Discard").click()  # nothing enters the draft without Accept
+        page.locator("#question").fill("Who built the Lark?")
+        page.get_by_role("button", name="Ask", exact=True).click()
+        _wait_status(page, "answered")
+        answer = page.locator("#answer").text_content()
+        lore = page.locator("#lore .source").all_text_contents()
+        draft = page.locator("#draft").input_value()
+    assert draft == ELENA_DRAFT + " Rewritten as asked (colder)."
+    assert (
+        answer == "The notes say the Lark was built at Harrow Station." and "ships/ashgrove_lark.md" in lore
+    )
+    asked = [messages[-1]["content"] for messages in model.asked]
+    assert asked[0] == "Instruction: colder\n\nPassage:\nShe said nothing." and asked[1] == "Ledger"
+    assert asked[2] == "Who built the Lark?"

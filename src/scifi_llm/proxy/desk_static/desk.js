@@ -167,28 +167,50 @@ async function loadModels() {
   }
 }
 
-async function generate() {
-  if (state.running || !state.name) return;
+const TASKS = {
+  continue: {
+    system: "You are the writer's co-author. Continue their draft from exactly where it stops, in the same voice, tense and point of view. Write only the continuation.",
+    ask: (before) => before || "Begin the story.",
+  },
+  rewrite: {
+    system: "You are the writer's editor. Rewrite the passage as the writer asks, in their voice. Reply with the rewritten passage only.",
+    ask: (_, passage, instruction) => `Instruction: ${instruction || "make it better"}\n\nPassage:\n${passage}`,
+  },
+  describe: {
+    system: "You are the writer's co-author. Rewrite the passage with a sensory pass: what is seen, heard, smelled, touched and felt, without changing what happens or the voice. Reply with the passage only.",
+    ask: (_, passage) => passage,
+  },
+  chat: {
+    system: "Answer the writer's question about their world from the notes you are given. Say so when the notes do not tell.",
+    ask: (_, question) => question,
+  },
+};
+
+// One request through the proxy, streamed into `target`; `kind` picks the task and its prompt.
+async function generate(kind = "continue") {
+  if (state.running || (!state.name && kind !== "chat")) return;
   const draft = $("draft");
-  const before = draft.value.slice(0, draft.selectionStart).slice(-CONTEXT_CHARS);
+  const [from, to] = [draft.selectionStart, draft.selectionEnd];
+  const passage = kind === "chat" ? $("question").value : draft.value.slice(from, to);
+  if ((kind === "rewrite" || kind === "describe") && !passage.trim()) return say("select the passage first");
+  const before = draft.value.slice(0, from).slice(-CONTEXT_CHARS);
+  const task = TASKS[kind];
   const body = {
     model: $("model").value || undefined,
     stream: true,
     temperature: Number($("temperature").value),
     max_tokens: Number($("max-tokens").value),
     messages: [
-      {
-        role: "system",
-        content: "You are the writer's co-author. Continue their draft from exactly where it stops, in the same voice, tense and point of view. Write only the continuation.",
-      },
-      { role: "user", content: before || "Begin the story." },
+      { role: "system", content: task.system },
+      { role: "user", content: task.ask(before, passage, $("instruction").value) },
     ],
     lore: steering(),
   };
+  const target = kind === "chat" ? $("answer") : $("generated");
   state.running = new AbortController();
-  state.insertAt = draft.selectionStart;
-  $("generated").textContent = "";
-  $("proposal").hidden = false;
+  state.replace = kind === "continue" ? [from, from] : [from, to];
+  target.textContent = "";
+  $("proposal").hidden = kind === "chat";
   $("stop").disabled = false;
   $("continue").disabled = true;
   say("writing...");
@@ -200,9 +222,9 @@ async function generate() {
       signal: state.running.signal,
     });
     if (!response.ok) throw new Error((await response.json()).error.message);
-    await readStream(response);
+    await readStream(response, target);
     await showLore(response.headers.get("x-lore-request-id"));
-    say("done: accept or discard");
+    say(kind === "chat" ? "answered" : "done: accept or discard");
   } catch (error) {
     say(error.name === "AbortError" ? "stopped" : `failed: ${error.message}`);
   } finally {
@@ -212,7 +234,7 @@ async function generate() {
   }
 }
 
-async function readStream(response) {
+async function readStream(response, target) {
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let pending = "";
@@ -227,7 +249,7 @@ async function readStream(response) {
       const event = JSON.parse(line.slice(6));
       if (event.error) throw new Error(event.error.message);
       const text = event.choices?.[0]?.delta?.content;
-      if (text) $("generated").append(text);
+      if (text) target.append(text);
     }
   }
 }
@@ -364,10 +386,11 @@ async function showReport(path) {
 function accept() {
   const draft = $("draft");
   const text = $("generated").textContent;
-  const at = state.insertAt ?? draft.value.length;
-  const joiner = at > 0 && !/\s$/.test(draft.value.slice(0, at)) && !/^\s/.test(text) ? " " : "";
-  draft.value = draft.value.slice(0, at) + joiner + text + draft.value.slice(at);
-  draft.selectionStart = draft.selectionEnd = at + joiner.length + text.length;
+  const [from, to] = state.replace ?? [draft.value.length, draft.value.length];
+  const replacing = from !== to;
+  const joiner = !replacing && from > 0 && !/\s$/.test(draft.value.slice(0, from)) && !/^\s/.test(text) ? " " : "";
+  draft.value = draft.value.slice(0, from) + joiner + text + draft.value.slice(to);
+  draft.selectionStart = draft.selectionEnd = from + joiner.length + text.length;
   discard();
   scheduleSave();
 }
@@ -380,7 +403,7 @@ function discard() {
 function keys(event) {
   if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
     event.preventDefault();
-    generate();
+    generate("continue");
   } else if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "s") {
     event.preventDefault();
     saveNow();
@@ -400,7 +423,13 @@ $("draft").addEventListener("input", scheduleSave);
 $("save").addEventListener("click", saveNow);
 $("new-draft").addEventListener("click", newDraft);
 $("rename-draft").addEventListener("click", renameDraft);
-$("continue").addEventListener("click", generate);
+$("continue").addEventListener("click", () => generate("continue"));
+$("rewrite").addEventListener("click", () => generate("rewrite"));
+$("describe").addEventListener("click", () => generate("describe"));
+$("ask-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  generate("chat");
+});
 $("stop").addEventListener("click", () => state.running && state.running.abort());
 $("accept").addEventListener("click", accept);
 $("discard").addEventListener("click", discard);
