@@ -381,3 +381,26 @@ def test_rewrite_and_describe_replace_only_the_selection_and_ask_the_world_answe
     asked = [messages[-1]["content"] for messages in model.asked]
     assert asked[0] == "Instruction: colder\n\nPassage:\nShe said nothing." and asked[1] == "Ledger"
     assert asked[2] == "Who built the Lark?"
+
+
+@pytest.mark.slow
+def test_a_long_draft_is_edited_a_part_at_a_time_and_saved_whole(desk, browser):
+    paragraph = "The corridor hummed, and the lamps guttered as the ship turned toward the gate. " * 10
+    chapters = [f"# Chapter {n}\n\n" + "\n\n".join([paragraph] * 30) + "\n\n" for n in range(1, 5)]
+    whole = "".join(chapters)  # 4 chapters of 4,200 words: each starts a part of its own
+    with desk() as (url, workspace):
+        (workspace.writing_dir / "novel.md").write_text(whole)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        _open_draft(page, url, "novel.md")
+        assert page.locator("#part option").count() == 4
+        assert page.locator("#draft").input_value() == chapters[0].rstrip("\n")
+        page.locator("#part").select_option("1")
+        assert page.locator("#draft").input_value() == "\n\n" + chapters[1].rstrip("\n")
+        page.locator("#draft").press("Control+End")
+        page.locator("#draft").type(" Then silence.")
+        _wait_status(page, "saved")
+        words = page.locator("#word-count").text_content()
+    assert (workspace.writing_dir / "novel.md").read_text() == whole.replace(
+        chapters[1], chapters[1].rstrip("\n") + " Then silence.\n\n", 1
+    )  # the part's last paragraph goes on; the next chapter still starts after a blank line
+    assert words == f"{len(whole.split()) + 2} words"  # the whole draft's words, not the part's

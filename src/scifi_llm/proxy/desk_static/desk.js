@@ -4,13 +4,67 @@
 const $ = (id) => document.getElementById(id);
 const AUTOSAVE_MS = 800;
 const CONTEXT_CHARS = 6000; // how much of the draft before the cursor the model reads
+// A long draft is edited a part at a time: a browser lays out a whole textarea on every key press, and
+// at 100,000 words that takes longer than a frame. Parts end at a heading or after PART_WORDS words.
+const PART_WORDS = 5000;
 
 if (location.hash.startsWith("#key=")) {
   sessionStorage.setItem("scifi-llm-key", decodeURIComponent(location.hash.slice(5)));
   history.replaceState(null, "", location.pathname);
 }
 const key = sessionStorage.getItem("scifi-llm-key");
-const state = { name: null, saved: "", timer: null, running: null, lastText: "" };
+const state = { name: null, saved: "", timer: null, running: null, parts: [""], part: 0 };
+
+function wordsIn(text) {
+  const words = text.match(/\S+/g);
+  return words ? words.length : 0;
+}
+
+// The draft cut at paragraph ends into parts that join back to exactly the same text. A part ends with
+// its last paragraph's text (the blank line after it opens the next part), so what is typed at the end
+// of a part continues that paragraph.
+function splitParts(text) {
+  const cuts = [0];
+  const paragraphEnd = /\n\s*\n/g;
+  let words = 0;
+  let last = 0;
+  for (let match = paragraphEnd.exec(text); match; match = paragraphEnd.exec(text)) {
+    const next = match.index + match[0].length;
+    words += wordsIn(text.slice(last, next));
+    last = next;
+    if (words >= PART_WORDS || (text.startsWith("#", next) && words >= PART_WORDS / 4)) {
+      cuts.push(match.index);
+      words = 0;
+    }
+  }
+  if (cuts.length > 1 && wordsIn(text.slice(cuts[cuts.length - 1])) === 0) cuts.pop();
+  return cuts.map((start, index) => text.slice(start, cuts[index + 1] ?? text.length));
+}
+
+// The whole draft: the other parts as they are, the open one as the textarea holds it.
+function wholeText() {
+  return state.parts.map((part, index) => (index === state.part ? $("draft").value : part)).join("");
+}
+
+function showParts(text, part = 0) {
+  state.parts = splitParts(text);
+  state.part = Math.min(part, state.parts.length - 1);
+  state.otherWords = wordsIn(text) - wordsIn(state.parts[state.part]);
+  $("part-picker").hidden = state.parts.length < 2;
+  $("part").replaceChildren(
+    ...state.parts.map((partText, index) => {
+      const first = partText.trim().split("\n")[0].slice(0, 60);
+      return Object.assign(document.createElement("option"), { value: index, textContent: `${index + 1} of ${state.parts.length}: ${first}` });
+    }),
+  );
+  $("part").value = String(state.part);
+  $("draft").value = state.parts[state.part];
+}
+
+function switchPart() {
+  showParts(wholeText(), Number($("part").value));
+  countWords();
+}
 
 function headers(extra = {}) {
   return key ? { ...extra, authorization: `Bearer ${key}` } : extra;
@@ -52,7 +106,7 @@ async function openDraft(name) {
   await saveNow();
   const { text } = await api(`/desk/api/drafts/${encodeURI(name)}`);
   Object.assign(state, { name, saved: text });
-  $("draft").value = text;
+  showParts(text);
   $("draft").disabled = false;
   $("draft-name").textContent = name;
   countWords();
@@ -62,7 +116,7 @@ async function openDraft(name) {
 
 async function saveNow() {
   clearTimeout(state.timer);
-  const text = $("draft").value;
+  const text = wholeText();
   if (!state.name || text === state.saved) return;
   const body = JSON.stringify({ text });
   await api(`/desk/api/drafts/${encodeURI(state.name)}`, { method: "PUT", body });
@@ -79,8 +133,7 @@ function scheduleSave() {
 }
 
 function countWords() {
-  const words = $("draft").value.match(/\S+/g);
-  $("word-count").textContent = `${words ? words.length : 0} words`;
+  $("word-count").textContent = `${(state.otherWords || 0) + wordsIn($("draft").value)} words`;
 }
 
 async function listVersions() {
@@ -101,7 +154,7 @@ async function restore(version) {
   const body = JSON.stringify({ name: state.name, version });
   const { text } = await api("/desk/api/restore", { method: "POST", body });
   Object.assign(state, { saved: text });
-  $("draft").value = text;
+  showParts(text, state.part);
   countWords();
   listVersions();
   say(`restored the version of ${version.slice(0, 8)}`);
@@ -193,7 +246,8 @@ async function generate(kind = "continue") {
   const [from, to] = [draft.selectionStart, draft.selectionEnd];
   const passage = kind === "chat" ? $("question").value : draft.value.slice(from, to);
   if ((kind === "rewrite" || kind === "describe") && !passage.trim()) return say("select the passage first");
-  const before = draft.value.slice(0, from).slice(-CONTEXT_CHARS);
+  const earlier = state.parts.slice(0, state.part).join("").slice(-CONTEXT_CHARS);
+  const before = (earlier + draft.value.slice(0, from)).slice(-CONTEXT_CHARS);
   const task = TASKS[kind];
   const body = {
     model: $("model").value || undefined,
@@ -420,6 +474,7 @@ function toggleTheme() {
 
 document.documentElement.dataset.theme = localStorage.getItem("scifi-llm-theme") || "light";
 $("draft").addEventListener("input", scheduleSave);
+$("part").addEventListener("change", switchPart);
 $("save").addEventListener("click", saveNow);
 $("new-draft").addEventListener("click", newDraft);
 $("rename-draft").addEventListener("click", renameDraft);
