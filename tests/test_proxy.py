@@ -17,7 +17,16 @@ from scifi_llm.proxy.app import ProxyState
 from scifi_llm.proxy.augment import Given, LoreMemory, lore_request, place
 from scifi_llm.proxy.history import MIGRATIONS
 from scifi_llm.proxy.metrics import RequestRecord
-from servers import ELENA_QUESTION, EngineTap, FaultyEngine, ask, running_proxy, sdk, serve_in_thread
+from servers import (
+    ELENA_QUESTION,
+    EngineTap,
+    FaultyEngine,
+    ScriptedModel,
+    ask,
+    running_proxy,
+    sdk,
+    serve_in_thread,
+)
 
 from conftest import copy_lore, free_port, ingest_with, write
 
@@ -355,6 +364,25 @@ def test_a_request_without_model_gets_the_engines_model(proxy, engine, tiny_llam
         body = {"max_tokens": 4, "messages": [{"role": "user", "content": "Hello"}]}
         response = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
         assert response.status_code == 200 and response.json()["model"] == str(tiny_llama)
+
+
+def test_engines_serving_different_models_are_listed_together_and_each_request_goes_to_its_model(proxy):
+    base, tuned = (
+        ScriptedModel(lambda _m: "from base", name="base"),
+        ScriptedModel(lambda _m: "from tuned", name="tuned"),
+    )
+    with (
+        serve_in_thread(base.app, free_port()) as base_url,
+        serve_in_thread(tuned.app, free_port()) as tuned_url,
+        proxy(f"{base_url}/v1", f"{tuned_url}/v1") as url,
+    ):
+        answers = [  # no model list asked for first: the proxy learns which engine serves which model
+            ask(sdk(url), "Hello", model=name).choices[0].message.content for name in ["tuned", "base"] * 3
+        ]
+        listed = [model["id"] for model in httpx.get(f"{url}/models").json()["data"]]
+    assert listed == ["base", "tuned"]
+    assert answers == ["from tuned", "from base"] * 3
+    assert len(base.asked) == len(tuned.asked) == 3
 
 
 def test_history_is_searched_by_the_words_of_a_request_or_a_note_taken_literally(tmp_path):

@@ -66,7 +66,7 @@ def create_app(settings: ProxySettings):
 
     @routes.get("/v1/models")
     async def models():
-        status, content = await state.engines.get("/models")
+        status, content = await state.engines.models()
         return Response(content, status_code=status, media_type="application/json")
 
     @routes.get("/health")
@@ -171,7 +171,8 @@ class ProxyState:
                 payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
                 await _pause(large)
             record.added_ms = round((time.perf_counter() - started) * 1000, 2)
-            await self.engines.chat(payload, bool(body.get("stream")), reply, record, _lore_headers(record))
+            stream, model = bool(body.get("stream")), body.get("model")
+            await self.engines.chat(payload, stream, reply, record, _lore_headers(record), model)
         except BadRequest as exc:
             record.status = exc.status
             await reply.error(exc.status, str(exc), "invalid_request_error", exc.param)
@@ -281,7 +282,7 @@ class ProxyState:
     async def _model(self) -> str:
         """The engine's first model, for requests that name none (remembered once the engine answers)."""
         if self._default_model is None:
-            status, content = await self.engines.get("/models")
+            status, content = await self.engines.models()
             if status != 200:
                 return "default"
             models = json.loads(content).get("data") or [{"id": "default"}]

@@ -47,6 +47,7 @@ class Upstream:
     in_flight: int = 0
     down_until: float = 0.0
     failures: int = 0
+    models: frozenset[str] = frozenset()  # what it serves, as its /models said when last asked
 
     @property
     def healthy(self) -> bool:
@@ -63,17 +64,20 @@ class UpstreamPool:
         self.upstreams = [Upstream(url) for url in urls]
         self.retry_after = retry_after
 
-    def pick(self) -> Upstream:
-        """The healthy engine with the fewest requests in flight (the first on ties)."""
-        healthy = [upstream for upstream in self.upstreams if upstream.healthy]
+    def pick(self, model: str | None = None) -> Upstream:
+        """The healthy engine with the fewest requests in flight (the first on ties), among those that
+        serve `model` when any is known to (engines that serve different models: a base and a tuned one)."""
+        serving = [upstream for upstream in self.upstreams if model in upstream.models]
+        candidates = serving or self.upstreams
+        healthy = [upstream for upstream in candidates if upstream.healthy]
         if healthy:
             return min(healthy, key=lambda upstream: upstream.in_flight)
-        return min(self.upstreams, key=lambda upstream: upstream.down_until)
+        return min(candidates, key=lambda upstream: upstream.down_until)
 
     @contextmanager
-    def lease(self):
+    def lease(self, model: str | None = None):
         """The engine for one request, counted in flight until the block ends, however it ends."""
-        upstream = self.pick()
+        upstream = self.pick(model)
         upstream.in_flight += 1
         try:
             yield upstream
@@ -143,10 +147,20 @@ class Engines:
         self.chat_client = EngineClient(timeouts.connect_s)
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=timeouts.connect_s))
 
-    async def chat(self, payload: bytes, stream: bool, reply: Reply, record: RequestRecord, headers):
-        """Send a chat request (its JSON `payload`) to an engine and relay the answer to `reply`; `record`
-        gets the status."""
-        with self.pool.lease() as upstream:
+    async def chat(
+        self,
+        payload: bytes,
+        stream: bool,
+        reply: Reply,
+        record: RequestRecord,
+        headers,
+        model: str | None = None,
+    ):
+        """Send a chat request (its JSON `payload`) to an engine that serves `model` and relay the answer to
+        `reply`; `record` gets the status."""
+        if model and len(self.pool.upstreams) > 1 and not any(up.models for up in self.pool.upstreams):
+            await self.models()  # learn, once, which engine serves which model
+        with self.pool.lease(model) as upstream:
             url = f"{upstream.url}/chat/completions"
             try:
                 await self._relay(url, payload, stream, reply, record, headers)
@@ -210,17 +224,32 @@ class Engines:
             self.pool.failed(upstream)
         await reply.error(record.status, f"the engine {what}", "upstream_error")
 
-    async def get(self, path: str) -> tuple[int, bytes]:
-        """GET an engine endpoint: (status, body), or a 502 in OpenAI's shape."""
-        upstream = self.pool.pick()
-        try:
-            response = await self.client.get(f"{upstream.url}{path}", timeout=10.0)
-        except httpx.HTTPError as exc:
-            self.pool.failed(upstream)
-            log.warning("engine %s is unreachable: %r", upstream.url, exc)
-            message = f"the engine is unreachable ({type(exc).__name__})"
-            return 502, json.dumps(error_payload(message, "upstream_error", 502)).encode()
-        return response.status_code, response.content
+    async def models(self) -> tuple[int, bytes]:
+        """Every model the engines serve, as one OpenAI model list (each engine remembers its own, for
+        routing); a 502 when no engine answers."""
+        listed, answered = {}, False
+        for upstream in self.pool.upstreams:
+            try:
+                response = await self.client.get(f"{upstream.url}/models", timeout=10.0)
+                entries = response.json().get("data") if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                self.pool.failed(upstream)
+                log.warning("engine %s gave no model list: %r", upstream.url, exc)
+                entries = None
+            if not isinstance(entries, list):
+                continue
+            answered = True
+            entries = [
+                entry for entry in entries if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+            ]
+            upstream.models = frozenset(entry["id"] for entry in entries)
+            for entry in entries:
+                listed.setdefault(entry["id"], entry)
+        if not answered:
+            return 502, json.dumps(
+                error_payload("no engine lists its models", "upstream_error", 502)
+            ).encode()
+        return 200, json.dumps({"object": "list", "data": list(listed.values())}).encode()
 
     async def reachable(self) -> list[dict]:
         """Each engine's URL and whether it answers now (for /health)."""
