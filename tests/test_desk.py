@@ -183,6 +183,14 @@ def test_continue_streams_through_the_proxy_shows_its_lore_and_pin_and_block_ste
         _wait_status(page, "done")
         assert "characters/elena_voss.md" not in page.locator("#lore .source").all_text_contents()
         assert "blocked: characters/elena_voss.md" in page.locator("#steering").text_content()
+        page.locator("#lore-search").fill("skein drive")  # a note this scene never calls up: pin it
+        found = page.locator("#lore-found li", has_text="technology/skein_drive.md")
+        found.get_by_role("button", name="pin").click()
+        page.locator("#draft").press("Control+Enter")
+        _wait_status(page, "done")
+        pinned = page.locator("#lore li", has_text="technology/skein_drive.md")
+        assert "pinned" in pinned.locator(".why").text_content()
+        assert "pinned: technology/skein_drive.md" in page.locator("#steering").text_content()
 
 
 @pytest.mark.slow

@@ -338,7 +338,10 @@ async function searchLore() {
   $("lore-found").replaceChildren(
     ...passages.map((passage) => {
       const item = document.createElement("li");
-      item.append(button(`${passage.source} — ${passage.heading}`, () => openNote(passage.source)));
+      item.append(
+        button(`${passage.source} — ${passage.heading}`, () => openNote(passage.source)),
+        button("pin", () => steer(passage.source, "pin")),
+      );
       return item;
     }),
   );
