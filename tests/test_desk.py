@@ -122,6 +122,15 @@ def _wait_status(page, start: str) -> None:
     )
 
 
+def _continue_scene(page, url: str, max_tokens: int) -> None:
+    """Open scene.md, and Continue from its end (Ctrl+Enter) until the answer is done."""
+    _open_draft(page, url, "scene.md")
+    page.locator("#max-tokens").fill(str(max_tokens))
+    page.locator("#draft").press("Control+End")
+    page.locator("#draft").press("Control+Enter")
+    _wait_status(page, "done")
+
+
 def _open_draft(page, url: str, name: str) -> None:
     page.goto(f"{url}/desk")
     page.get_by_role("button", name=name, exact=True).click()
@@ -159,11 +168,7 @@ def test_continue_streams_through_the_proxy_shows_its_lore_and_pin_and_block_ste
     with desk() as (url, workspace):
         (workspace.writing_dir / "scene.md").write_text(ELENA_DRAFT)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        _open_draft(page, url, "scene.md")
-        page.locator("#max-tokens").fill("12")
-        page.locator("#draft").press("Control+End")
-        page.locator("#draft").press("Control+Enter")
-        _wait_status(page, "done")
+        _continue_scene(page, url, 12)
         written = page.locator("#generated").text_content()
         assert written
         lore = page.locator("#lore .source").all_text_contents()
@@ -318,11 +323,7 @@ def test_history_is_searchable_and_reports_open_in_the_page(desk, browser, tmp_p
             workspace.root / "results", "retrieval", {"recall_at_1": 0.5}, {"questions": "q"}
         )
         page = browser.new_page(viewport={"width": 1280, "height": 800})
-        _open_draft(page, url, "scene.md")
-        page.locator("#max-tokens").fill("4")
-        page.locator("#draft").press("Control+End")
-        page.locator("#draft").press("Control+Enter")
-        _wait_status(page, "done")
+        _continue_scene(page, url, 4)
         page.get_by_role("button", name="History").click()
         page.wait_for_selector("#viewer-list li")
         first = page.locator("#viewer-list li").first.text_content()
