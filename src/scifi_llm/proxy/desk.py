@@ -34,14 +34,15 @@ _REPORT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".png": "image/png",
 }
-OPEN_PATHS = ("/desk", "/desk/static/")  # the page and its script: nothing of the writer's in them
 
 
 def desk_routes(root: Path, state: "ProxyState") -> APIRouter:
     """The page, its static files, and the routes for the drafts in `root`'s writing/ and its lore."""
     router = APIRouter(prefix="/desk")
-    versions = root / ".scifi-llm" / "versions"
-    drafts, notes = Drafts(root / "writing", versions / "writing"), Drafts(root / "lore", versions / "lore")
+    workspace = find_workspace(root)
+    versions = workspace.state_dir / "versions"
+    drafts = Drafts(workspace.writing_dir, versions / "writing")
+    notes = Drafts(workspace.lore_dir, versions / "lore")
     collection = state.settings.collection
 
     @router.get("", response_class=HTMLResponse)
@@ -95,7 +96,7 @@ def desk_routes(root: Path, state: "ProxyState") -> APIRouter:
         if not isinstance(saved, dict):
             return saved
         try:
-            report = await asyncio.to_thread(_reingest, root, state)
+            report = await asyncio.to_thread(_reingest, workspace.root, state)
         except UserError as exc:  # another ingest holds the index: the note is saved, not yet indexed
             return {**saved, "indexed": False, "reason": str(exc)}
         return {**saved, "indexed": True, "chunks_embedded": report.chunks_embedded}
@@ -113,11 +114,11 @@ def desk_routes(root: Path, state: "ProxyState") -> APIRouter:
 
     @router.get("/api/reports")
     async def reports():
-        return {"reports": _reports(root / "results")}
+        return {"reports": _reports(workspace.root / "results")}
 
     @router.get("/api/reports/{name:path}")
     async def report_file(name: str):
-        results = root / "results"
+        results = workspace.root / "results"
         path = results / name
         kind = _REPORT_TYPES.get(path.suffix.lower())
         if kind is None or ".." in Path(name).parts or outside(path, [results]) or not path.is_file():

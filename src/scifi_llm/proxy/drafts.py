@@ -1,6 +1,7 @@
-"""The writer's drafts for the desk: Markdown files in one folder, saved atomically, every save versioned.
+"""The writer's files for the desk: Markdown files in one folder (the drafts in writing/, the notes in
+lore/), saved atomically, every save versioned.
 
-A draft is named by its path inside the folder (`chapter-03.md`, `part-1/arrival.md`). A name that leads
+A file is named by its path inside the folder (`chapter-03.md`, `part-1/arrival.md`). A name that leads
 out of the folder (`..`, an absolute path, a link to elsewhere) is refused. Each save keeps the text it
 replaces as a version in `<state>/versions/<name>/`, so any earlier text can be restored; a restore is a
 save too, so it can itself be undone.
@@ -30,7 +31,7 @@ class Draft:
 
 
 class Drafts:
-    """The drafts in `folder`, with their versions kept in `versions_dir`."""
+    """The drafts (or notes) in `folder`, with their versions kept in `versions_dir`."""
 
     def __init__(self, folder: Path, versions_dir: Path) -> None:
         self.folder, self.versions_dir = folder, versions_dir
