@@ -413,3 +413,18 @@ def test_a_long_draft_is_edited_a_part_at_a_time_and_saved_whole(desk, browser):
         chapters[1], chapters[1].rstrip("\n") + " Then silence.\n\n", 1
     )  # the part's last paragraph goes on; the next chapter still starts after a blank line
     assert words == f"{len(whole.split()) + 2} words"  # the whole draft's words, not the part's
+
+
+@pytest.mark.slow
+def test_with_a_key_the_page_works_from_the_address_desk_opens_and_not_without_it(desk, browser):
+    with desk(api_key="s3cret") as (url, workspace):
+        page = browser.new_page()
+        page.goto(f"{url}/desk")  # no key: the page loads, the writer's files do not
+        _wait_status(page, "this desk needs the proxy's key")
+        assert page.locator("#drafts li").count() == 0
+        page.goto(f"{url}/desk#key=s3cret")  # as `scifi-llm desk` opens it
+        page.wait_for_selector("#drafts li")
+        listed = page.locator("#drafts li").all_text_contents()
+        shown = page.url
+    assert set(listed) == {path.name for path in workspace.writing_dir.glob("*.md")}
+    assert "s3cret" not in shown  # the key leaves the address bar once read

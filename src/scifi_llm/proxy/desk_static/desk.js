@@ -8,11 +8,15 @@ const CONTEXT_CHARS = 6000; // how much of the draft before the cursor the model
 // at 100,000 words that takes longer than a frame. Parts end at a heading or after PART_WORDS words.
 const PART_WORDS = 5000;
 
-if (location.hash.startsWith("#key=")) {
+// `scifi-llm desk` opens /desk#key=... when the proxy has a key: the key stays in this tab, out of the
+// address bar and out of every server's log.
+function readKey() {
+  if (!location.hash.startsWith("#key=")) return false;
   sessionStorage.setItem("scifi-llm-key", decodeURIComponent(location.hash.slice(5)));
   history.replaceState(null, "", location.pathname);
+  return true;
 }
-const key = sessionStorage.getItem("scifi-llm-key");
+readKey();
 const state = { name: null, saved: "", timer: null, running: null, parts: [""], part: 0 };
 
 function wordsIn(text) {
@@ -67,6 +71,7 @@ function switchPart() {
 }
 
 function headers(extra = {}) {
+  const key = sessionStorage.getItem("scifi-llm-key");
   return key ? { ...extra, authorization: `Bearer ${key}` } : extra;
 }
 
@@ -74,7 +79,9 @@ async function api(path, options = {}) {
   const init = { ...options, headers: headers(options.body ? { "content-type": "application/json" } : {}) };
   const response = await fetch(path, init);
   const data = await response.json();
-  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
+  if (!response.ok) {
+    throw Object.assign(new Error(data.error ? data.error.message : response.statusText), { status: response.status });
+  }
   return data;
 }
 
@@ -507,6 +514,16 @@ $("history-search").addEventListener("input", () => {
 });
 document.addEventListener("keydown", keys);
 window.addEventListener("beforeunload", () => saveNow());
-listDrafts().catch((error) => say(`cannot list drafts: ${error.message}`));
-loadModels();
-listEntities().catch(() => {});
+async function start() {
+  try {
+    await listDrafts();
+  } catch (error) {
+    const noKey = "this desk needs the proxy's key: open it with `scifi-llm desk`";
+    return say(error.status === 401 ? noKey : `cannot list drafts: ${error.message}`);
+  }
+  loadModels();
+  listEntities().catch(() => {});
+}
+
+window.addEventListener("hashchange", () => readKey() && start());
+start();
