@@ -12,7 +12,7 @@ import pytest
 import scifi_llm
 
 PACKAGE = Path(scifi_llm.__file__).parent
-FLOORS = {"lore": 1, "serving": 1, "proxy": 2, "tune": 2, "bench": 2, "cli": 3}
+FLOORS = {"lore": 1, "serving": 1, "proxy": 2, "tune": 2, "bench": 2, "check": 2, "cli": 3}
 _CLI_MODULES = {"doctor", "__main__"}  # the command line's own helpers, beside the cli package
 
 

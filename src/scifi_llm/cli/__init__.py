@@ -78,12 +78,13 @@ def root(
     ctx.obj = CliState(workspace)
 
 
-from scifi_llm.cli import bench, lore, models, monitor, proxy, serve, tune, workspace  # noqa: E402  (they register on `app`)
+from scifi_llm.cli import bench, check, lore, models, monitor, proxy, serve, tune, workspace  # noqa: E402
 
 workspace.register(app)
 serve.register(app)
 proxy.register(app)
 monitor.register(app)
+check.register(app)
 app.add_typer(models.app, name="models")
 app.add_typer(lore.app, name="lore")
 app.add_typer(tune.app, name="tune")

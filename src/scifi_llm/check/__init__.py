@@ -1,0 +1,11 @@
+"""Continuity: where a draft contradicts the lore (`scifi-llm check`)."""
+
+from scifi_llm.exports import lazy_exports
+
+__all__, __getattr__ = lazy_exports(
+    __name__,
+    {
+        "names": ["Finding", "KnownNames", "name_findings"],
+        "drafts": ["check_drafts", "lore_names"],
+    },
+)
