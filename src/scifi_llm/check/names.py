@@ -14,7 +14,13 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from scifi_llm.text import is_proper_word, split_sentences, strip_possessive, word_case_counts
+from scifi_llm.text import (
+    is_proper_word,
+    parse_front_matter,
+    split_sentences,
+    strip_possessive,
+    word_case_counts,
+)
 
 _RUN = re.compile(r"(?<![\w'’-])[A-Z][\w'’-]*(?:[ \t]+[A-Z][\w'’-]*){0,3}")
 _GLUE = frozenset({"the", "of", "and", "a", "an"})  # words inside names that are no name themselves
@@ -107,11 +113,13 @@ class KnownNames:
 
 def name_findings(text: str, file: str, names: KnownNames, lore_case: dict) -> list[Finding]:
     """The near-miss names in a draft, and the names the lore does not know, line by line."""
-    draft_case = word_case_counts([s for line in text.splitlines() for s in split_sentences(line)])
+    _fields, _error, body = parse_front_matter(text)
+    front_matter_lines = text[: len(text) - len(body)].count("\n")  # the body is the text's tail
+    draft_case = word_case_counts([s for line in body.splitlines() for s in split_sentences(line)])
     findings = []
     for number, line in enumerate(text.splitlines(), start=1):
-        if line.startswith("---") or (":" in line[:20] and number < 10):
-            continue  # front matter
+        if number <= front_matter_lines:
+            continue
         for match in _RUN.finditer(line):
             name = _trim(match.group(), names, draft_case, lore_case)
             if not name or names.known(name):
