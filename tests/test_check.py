@@ -1,6 +1,7 @@
 """scifi-llm check, the names layer: near misses of the lore's names, and names the lore does not know."""
 
 import json
+from pathlib import Path
 
 from scifi_llm.check import KnownNames, name_findings
 
@@ -53,3 +54,97 @@ def test_check_exits_1_on_a_contradiction_0_when_clean_and_2_on_an_error(cli, ex
     assert cli("check", str(clean), workspace=example_workspace).exit_code == 0
     missing = cli("check", str(tmp_path / "nowhere.md"), workspace=example_workspace)
     assert missing.exit_code == 2 and "nowhere.md" in missing.stderr
+
+
+DRAFT = """---
+story_date: 2417-06-01
+title: Test chapter
+---
+# Test chapter
+
+Ninety thousand people lived in the caverns under the ice of Hesper.
+
+Some sixty-one thousand people lived in the caverns under the ice, and all of them were cold.
+
+Hollis Brandt ran a hand down his black beard and said nothing.
+
+Hollis Brandt ran a hand down his white beard and said nothing.
+
+Captain Aurel Sandoval came aboard without knocking.
+
+Commander Aurel Sandoval came aboard without knocking.
+
+Oona Farrow sat at the desk in Scale Hall. She leaned on a cane of black ironwood.
+
+Oona Farrow and Elena Voss sat down together. She leaned on a cane of black ironwood.
+
+Tomas Adeyemi was thirty-three, and a Regatta champion.
+
+Tomas Adeyemi was twenty-nine, and a Regatta champion.
+
+"The Glasswrights were founded on Tern Street in 2379," Ilka said.
+
+Anselm Tay stood at the rail of the *Patient Hour*, leaning on a stick.
+
+Maud remembered how Anselm Tay stood at the rail in the old days.
+"""
+
+
+def _found(example_workspace, tmp_path, text=DRAFT, kinds=None):
+    from scifi_llm.check import KINDS, check_drafts
+
+    draft = tmp_path / "chapter.md"
+    draft.write_text(text)
+    return check_drafts(example_workspace, [draft], kinds or KINDS)
+
+
+def test_facts_a_changed_number_colour_or_rank_is_found_with_the_notes_own_words(example_workspace, tmp_path):
+    findings = [f for f in _found(example_workspace, tmp_path) if f.kind in ("number", "attribute", "title")]
+    assert {(f.line, f.kind) for f in findings} == {
+        (7, "number"),
+        (11, "attribute"),
+        (15, "title"),
+        (19, "attribute"),
+    }
+    for finding in findings:  # the quote is the note's sentence, as the note writes it
+        note = (example_workspace.lore_dir / finding.source).read_text()
+        assert finding.quote and finding.quote.replace("*", "") in note.replace("*", "")
+    by_line = {f.line: f for f in findings}
+    assert "61,000" in by_line[7].expected and by_line[7].source == "places/hesper.md"
+    assert by_line[15].expected == "commander"
+    assert by_line[19].source == "characters/oona_farrow.md"  # "She" is Oona: the only woman named before it
+
+
+def test_timeline_ages_event_years_and_the_dead_acting(example_workspace, tmp_path):
+    findings = {
+        (f.line, f.kind): f for f in _found(example_workspace, tmp_path) if f.kind in ("timeline", "absent")
+    }
+    assert set(findings) == {(23, "timeline"), (27, "timeline"), (29, "absent")}
+    assert findings[(23, "timeline")].expected == "28 to 29 in 2417"  # Tomas, born 2388
+    assert findings[(27, "timeline")].expected == "2372"
+    assert findings[(29, "absent")].expected == "died 2408"
+
+
+def test_kinds_narrow_the_check_and_json_carries_the_quote(cli, example_workspace, tmp_path):
+    draft = tmp_path / "chapter.md"
+    draft.write_text(DRAFT)
+    result = cli("check", str(draft), "--json", "--kinds", "title,absent", workspace=example_workspace)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1 and {row["kind"] for row in rows} == {"title", "absent"}
+    assert all(row["quote"] and row["heading"] for row in rows)
+    wrong = cli("check", str(draft), "--kinds", "vibes", workspace=example_workspace)
+    assert wrong.exit_code == 2 and "vibes" in wrong.stderr
+
+
+def test_the_planted_set_stays_above_its_floors(example_workspace):
+    """perf/continuity/set1: 94 planted contradictions, 161 controls (perf/RESULTS.md has the figures)."""
+    from scifi_llm.check import KINDS, check_drafts, load_plants, score
+
+    plant_set = Path(__file__).resolve().parents[1] / "perf" / "continuity" / "set1"
+    kinds = tuple(kind for kind in KINDS if kind != "not in lore")
+    findings = check_drafts(example_workspace, sorted((plant_set / "chapters").glob("*.md")), kinds)
+    figures = score(findings, load_plants(plant_set), plant_set, kinds)
+    recall = {kind: figures["kinds"][kind]["recall"] for kind in kinds}
+    floors = {"name": 0.8, "number": 0.5, "attribute": 0.7, "title": 0.3, "timeline": 0.35, "absent": 0.35}
+    assert all(recall[kind] >= floor for kind, floor in floors.items()), recall
+    assert figures["precision"] >= 0.9, figures

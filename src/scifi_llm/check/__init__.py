@@ -6,6 +6,7 @@ __all__, __getattr__ = lazy_exports(
     __name__,
     {
         "names": ["Finding", "KnownNames", "name_findings"],
-        "drafts": ["check_drafts", "lore_names"],
+        "plants": ["load_plants", "score"],
+        "drafts": ["KINDS", "Lore", "check_drafts", "check_text", "lore_names"],
     },
 )

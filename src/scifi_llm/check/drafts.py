@@ -1,18 +1,32 @@
-"""Checking draft files against a workspace's lore: the lore's names gathered once, each file checked."""
+"""Checking draft files against a workspace's lore: the lore's names and facts gathered once, each file
+checked by every layer."""
 
 from pathlib import Path
 
+from scifi_llm.check.facts import fact_findings
 from scifi_llm.check.names import Finding, KnownNames, name_findings
+from scifi_llm.check.reading import read_draft
+from scifi_llm.check.timeline import Ages, timeline_findings
 from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
-from scifi_llm.lore import open_retriever
+from scifi_llm.lore import FactTable, open_facts
 from scifi_llm.textio import NotText, read_text
 
+KINDS = ("name", "number", "attribute", "title", "timeline", "absent", "not in lore")
 
-def lore_names(workspace: Workspace) -> tuple[KnownNames, dict]:
-    """The names the lore uses (its entities, their aliases, and every proper name its notes write),
-    and how the lore capitalises its words."""
-    registry = open_retriever(workspace).registry
+
+class Lore:
+    """What the checker knows of a workspace's lore: its fact table, its names, and its characters' ages."""
+
+    def __init__(self, workspace: Workspace, collection: str | None = None) -> None:
+        self.table = open_facts(workspace, collection)
+        self.names = lore_names(workspace, self.table)
+        self.ages = Ages.from_table(self.table)
+
+
+def lore_names(workspace: Workspace, table: FactTable) -> KnownNames:
+    """The names the lore uses: its entities, their aliases, and every proper name its notes write."""
+    registry = table.registry
     names = {}
     for entity in registry.entities:
         for name in (entity.name, *entity.aliases):
@@ -25,17 +39,28 @@ def lore_names(workspace: Workspace) -> tuple[KnownNames, dict]:
         source = path.relative_to(workspace.lore_dir).as_posix()
         for name in registry.names_in(text).values():
             names.setdefault(name, source)
-    return KnownNames(names), registry.word_case
+    return KnownNames(names)
 
 
-def check_drafts(workspace: Workspace, files: list[Path]) -> list[Finding]:
+def check_text(text: str, file: str, lore: Lore, kinds: tuple[str, ...] = KINDS) -> list[Finding]:
+    """Every finding of the chosen kinds in one draft's text, in line order."""
+    findings = []
+    if {"name", "not in lore"} & set(kinds):
+        findings += name_findings(text, file, lore.names, lore.table.registry.word_case)
+    if {"number", "attribute", "title", "timeline", "absent"} & set(kinds):
+        draft = read_draft(text, file, lore.table)
+        findings += fact_findings(draft, lore.table) + timeline_findings(draft, lore.table, lore.ages)
+    return sorted((f for f in findings if f.kind in kinds), key=lambda f: f.line)
+
+
+def check_drafts(workspace: Workspace, files: list[Path], kinds: tuple[str, ...] = KINDS) -> list[Finding]:
     """Every finding in `files`, file by file, line by line."""
-    names, lore_case = lore_names(workspace)
+    lore = Lore(workspace)
     findings = []
     for path in files:
         try:
             text = read_text(path).text
         except (NotText, OSError) as exc:
             raise UserError(f"{path}: cannot be read as a draft ({exc})") from exc
-        findings += name_findings(text, str(path), names, lore_case)
+        findings += check_text(text, str(path), lore, kinds)
     return findings

@@ -62,12 +62,14 @@ class Finding:
 
     file: str
     line: int
-    kind: str  # "name" (a near miss) or "not in lore"
+    kind: str  # name, number, attribute, title, timeline, absent, judged; or "not in lore"
     text: str  # the words in the draft
     sentence: str
     expected: str  # what the lore says ("" for "not in lore")
     source: str  # the note that says it
     confidence: float
+    quote: str = ""  # the note's sentence that says it
+    heading: str = ""  # where in the note
 
     def to_dict(self) -> dict:
         """The JSON shape of a finding."""
@@ -170,7 +172,8 @@ def _named_mid_sentence(word: str, case: dict) -> bool:
 
 
 def _fold(name: str) -> str:
-    return re.sub(r"\s+", " ", name.replace("’", "'")).strip().rstrip("'").lower()
+    folded = re.sub(r"\s+", " ", name.replace("’", "'")).strip().rstrip("'").lower()
+    return folded[4:] if folded.startswith("the ") else folded  # "Glass Widow" is "the Glass Widow"
 
 
 def _squash(fold: str) -> str:

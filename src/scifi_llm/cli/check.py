@@ -9,19 +9,36 @@ from rich.markup import escape
 from scifi_llm.cli.output import console, err_console, folding_table, print_json
 from scifi_llm.errors import UserError
 
+_LAYERS = "name, number, attribute, title, timeline, absent, not in lore"
+
 
 def check(
     ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Draft files (Markdown or text) to check.")],
     json_output: Annotated[bool, typer.Option("--json", help="One JSON finding per line.")] = False,
+    kinds: Annotated[
+        str | None, typer.Option("--kinds", help=f"Only these kinds, comma-separated: {_LAYERS}.")
+    ] = None,
 ) -> None:
-    """Find where drafts contradict the lore: names that are near misses of the lore's names ("Elena Vos"
-    for Elena Voss), and, apart, names the lore does not know. Exit code 0 when nothing contradicts the
-    lore, 1 when something does, 2 on an error."""
-    from scifi_llm.check import check_drafts
+    """Find where drafts contradict the lore, each finding with the note's own words:
 
+    - names that are near misses of the lore's ("Elena Vos" for Elena Voss); names the lore does not
+      know are listed apart, as new, not wrong;
+    - numbers, colours, materials and ranks the lore gives otherwise (the same statement about the same
+      entity, following "she" and "he" within a paragraph where only one person can be meant);
+    - years and dates of the lore's events, ages against birth years and the chapter's `story_date`
+      (front matter), and characters acting after the lore's record of their death or disappearance.
+
+    Reads the fact table `scifi-llm lore ingest` builds. Exit code 0 when nothing contradicts the lore,
+    1 when something does, 2 on an error."""
+    from scifi_llm.check import KINDS, check_drafts
+
+    chosen = tuple(kind.strip() for kind in kinds.split(",")) if kinds else KINDS
+    unknown = [kind for kind in chosen if kind not in KINDS]
     try:
-        findings = check_drafts(ctx.obj.open_workspace(), files)
+        if unknown:
+            raise UserError(f"--kinds: unknown kind {unknown[0]!r} (choose from {_LAYERS})")
+        findings = check_drafts(ctx.obj.open_workspace(), files, chosen)
     except UserError as exc:
         err_console.print(f"error: {escape(str(exc))}")
         raise typer.Exit(2) from exc
@@ -35,13 +52,17 @@ def check(
 
 def _print(findings) -> None:
     wrong = [finding for finding in findings if finding.kind != "not in lore"]
-    table = folding_table("where", "the draft says", "the lore says", "note", title="contradictions")
-    for finding in wrong:
-        table.add_row(
-            escape(f"{finding.file}:{finding.line}"), escape(finding.text), escape(finding.expected),
-            escape(finding.source),
-        )  # fmt: skip
-    console.print(table if wrong else "no contradictions found")
+    for file in dict.fromkeys(finding.file for finding in wrong):
+        table = folding_table("line", "kind", "the draft says", "the lore says", "note", title=escape(file))
+        for finding in (f for f in wrong if f.file == file):
+            note = f"{finding.source}\n[dim]{escape(finding.quote)}[/]" if finding.quote else finding.source
+            table.add_row(
+                str(finding.line), finding.kind, escape(finding.text), escape(finding.expected),
+                note if finding.quote else escape(note),
+            )  # fmt: skip
+        console.print(table)
+    if not wrong:
+        console.print("no contradictions found")
     unknown = sorted({finding.text for finding in findings if finding.kind == "not in lore"})
     if unknown:
         console.print(f"[dim]names the lore does not know: {escape(', '.join(unknown))}[/]")

@@ -116,7 +116,8 @@ MAX_SHARED_ALIAS = 3
 
 @dataclass
 class NoteFacts:
-    """What one note says about names: stored with the note's chunks, merged into the registry later."""
+    """What one note says about names, and the sentences it states checkable facts in (see `lore.facts`):
+    stored with the note's chunks, merged into the registry and the fact table later."""
 
     title: str
     aliases: list[str] = field(default_factory=list)
@@ -125,6 +126,8 @@ class NoteFacts:
     prose_aliases: list[tuple[str, list[str]]] = field(default_factory=list)
     word_case: dict[str, list[int]] = field(default_factory=dict)
     link_labels: list[tuple[str, str]] = field(default_factory=list)
+    statements: list[dict] = field(default_factory=list)
+    pronouns: list[int] = field(default_factory=lambda: [0, 0])  # uses of she/her and he/him/his
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -135,6 +138,8 @@ class NoteFacts:
         self.headings += later.headings
         self.prose_aliases += later.prose_aliases
         self.link_labels = list(dict.fromkeys([*self.link_labels, *later.link_labels]))
+        self.statements += later.statements
+        self.pronouns = [mine + theirs for mine, theirs in zip(self.pronouns, later.pronouns, strict=True)]
         self.word_case = {word: list(counts) for word, counts in _merge_word_case([self, later]).items()}
 
     @classmethod

@@ -20,6 +20,7 @@ from scifi_llm.fsutil import atomic_write_text, outside, outside_reason
 from scifi_llm.lore.chunk import HEADING_SEPARATOR, Chunk, chunk_document
 from scifi_llm.lore.embed import Embedder
 from scifi_llm.lore.entities import NoteFacts, note_facts
+from scifi_llm.lore.facts import note_statements
 from scifi_llm.lore.links import LinkResolver
 from scifi_llm.lore.markdown import Document, note_pieces, parse_document
 from scifi_llm.lore.store import FORMAT, STAGING, ChunkRow, Collection, LoreIndex, compact_json
@@ -218,7 +219,7 @@ def prepare(
     if not chunks:
         report.skipped.append((lore_file.source, "no text to index (headings only)"))
         return None
-    return PreparedFile(lore_file.source, digest, len(chunks), note_facts(document), lambda: chunks)
+    return PreparedFile(lore_file.source, digest, len(chunks), _note_facts(document), lambda: chunks)
 
 
 def _prepare_in_pieces(
@@ -252,6 +253,13 @@ def _prepare_in_pieces(
     return PreparedFile(lore_file.source, digest, count, facts, chunks)
 
 
+def _note_facts(document: Document) -> NoteFacts:
+    """A note's names (for the entity registry) and its checkable statements (for the fact table)."""
+    facts = note_facts(document)
+    facts.statements, facts.pronouns = note_statements(document)
+    return facts
+
+
 def _piece_documents(lore_file: LoreFile, encoding: str, title: str | None = None) -> Iterator[Document]:
     """The pieces of a long note, parsed; every piece after the first under the first one's title."""
     with lore_file.path.open(encoding=encoding) as lines:
@@ -271,9 +279,9 @@ def _count_pieces(
         title = title or document.title
         count += len(chunk_document(document, options.chunk_tokens, options.chunk_overlap))
         if facts is None:
-            facts = note_facts(document)
+            facts = _note_facts(document)
         else:
-            facts.add(note_facts(document))
+            facts.add(_note_facts(document))
     return title, facts, count, front_matter_error
 
 

@@ -31,7 +31,7 @@ META_CREATED = b"created_at"
 META_FORMAT = b"format"
 STAGING = "__rebuild"  # a collection being rebuilt beside the one in use
 # The row layout; a collection written in an older one is rebuilt by the next ingest.
-FORMAT = 2
+FORMAT = 3
 _COLUMNS = ["id", "source", "file_hash", "chunk_index", "n_chunks", "heading", "text", "tokens", "facts"]
 _OLD_VERSIONS_KEPT = timedelta(hours=1)
 
