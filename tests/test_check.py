@@ -148,3 +148,74 @@ def test_the_planted_set_stays_above_its_floors(example_workspace):
     floors = {"name": 0.8, "number": 0.5, "attribute": 0.7, "title": 0.3, "timeline": 0.35, "absent": 0.35}
     assert all(recall[kind] >= floor for kind, floor in floors.items()), recall
     assert figures["precision"] >= 0.9, figures
+
+
+JUDGED_DRAFT = """# Judged
+
+Elena Voss flexed the arm Ilka Marsh built her, its plating green enamel under the lamp.
+
+Hollis Brandt counted the eel in the Kitchen and wrote the number down.
+
+It rained all night on the hull.
+"""
+
+
+def _scripted_judge(messages):
+    """A judge that quotes a real note sentence for the arm, plus two quotes that are not there."""
+    prompt = messages[-1]["content"]
+    if "green enamel" not in prompt:
+        return json.dumps({"contradictions": []})
+    notes = prompt.split("NOTES:", 1)[1].split("DRAFT:", 1)[0]
+    real = next(
+        line.strip() for line in notes.splitlines() if len(line.strip()) > 30 and not line.startswith("[")
+    )
+    return json.dumps(
+        {
+            "contradictions": [
+                {
+                    "draft_quote": "its plating green  enamel",
+                    "note_quote": real,
+                    "why": "the plating is slate-blue",
+                },
+                {
+                    "draft_quote": "its plating green enamel",
+                    "note_quote": "Tally is painted green",
+                    "why": "made up",
+                },
+                {"draft_quote": "the arm is purple", "note_quote": real, "why": "not in the draft"},
+            ]
+        }
+    )
+
+
+def test_judged_findings_must_quote_both_texts_and_are_cached_by_paragraph(cli, example_workspace, tmp_path):
+    from scifi_llm.check import judge_files
+
+    from servers import ScriptedModel, serve_in_thread
+    from conftest import free_port
+
+    draft, cache = tmp_path / "chapter.md", tmp_path / "cache.json"
+    draft.write_text(JUDGED_DRAFT)
+    judge = ScriptedModel(_scripted_judge)
+    with serve_in_thread(judge.app, free_port()) as url:
+        first = judge_files(example_workspace, [draft], f"{url}/v1", cache)
+        assert (first.paragraphs, first.cached, first.unverifiable, len(judge.asked)) == (2, 0, 2, 2)
+        (finding,) = first.findings
+        assert (finding.kind, finding.line, finding.text) == ("judged", 3, "its plating green  enamel")
+        note = (example_workspace.lore_dir / finding.source).read_text()
+        assert " ".join(finding.quote.replace("*", "").split()) in " ".join(note.replace("*", "").split())
+        again = judge_files(example_workspace, [draft], f"{url}/v1", cache)
+        assert (again.cached, again.unverifiable, len(judge.asked)) == (2, 2, 2)
+        assert [f.to_dict() for f in again.findings] == [f.to_dict() for f in first.findings]
+        draft.write_text(JUDGED_DRAFT.replace("counted the eel", "weighed the eel"))
+        edited = judge_files(example_workspace, [draft], f"{url}/v1", cache)
+        assert (edited.cached, len(judge.asked)) == (1, 3)  # only the changed paragraph is asked again
+        try:
+            result = cli(
+                "check", str(draft), "--json", "--judge-url", f"{url}/v1", workspace=example_workspace
+            )
+        finally:
+            (example_workspace.state_dir / "check-judged.json").unlink(missing_ok=True)
+    assert result.exit_code == 1
+    assert [json.loads(line)["kind"] for line in result.stdout.splitlines()] == ["judged"]
+    assert "2 dropped because their quotes were not found" in result.stderr

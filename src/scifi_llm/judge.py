@@ -37,14 +37,21 @@ RETRY_REMINDER = (
 
 
 async def ask_all(
-    url: str, prompts: list[str], parse: Parser, tries: int = 2, max_tokens: int = 400, concurrency: int = 4
+    url: str,
+    prompts: list[str],
+    parse: Parser,
+    tries: int = 2,
+    max_tokens: int = 400,
+    concurrency: int = 4,
+    model: str | None = None,
 ) -> tuple[list[object | None], int]:
     """Each prompt's parsed verdict (None after `tries` unreadable answers), and how many answers were
-    unreadable in all. A judge that cannot be reached is an error (a wrong URL), not a verdict."""
+    unreadable in all; `model` defaults to the first the endpoint lists. A judge that cannot be reached
+    is an error (a wrong URL), not a verdict."""
     unreadable = 0
     limit = asyncio.Semaphore(concurrency)
     async with httpx.AsyncClient(timeout=600) as client:
-        model = await first_model(client, url)
+        model = model or await first_model(client, url)
 
         async def verdict(prompt: str) -> object | None:
             nonlocal unreadable
@@ -69,3 +76,9 @@ async def ask_all(
         except UserError as exc:
             raise UserError(f"the judge could not be asked: {exc}") from exc
     return list(verdicts), unreadable
+
+
+async def judge_model(url: str) -> str:
+    """The model a judge endpoint answers with (the first it lists)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await first_model(client, url)

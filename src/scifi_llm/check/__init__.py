@@ -7,6 +7,7 @@ __all__, __getattr__ = lazy_exports(
     {
         "names": ["Finding", "KnownNames", "name_findings"],
         "plants": ["load_plants", "score"],
-        "drafts": ["KINDS", "Lore", "check_drafts", "check_text", "lore_names"],
+        "drafts": ["KINDS", "Lore", "check_drafts", "check_text", "judge_files", "lore_names"],
+        "judged": ["JudgeReport"],
     },
 )

@@ -4,6 +4,7 @@ checked by every layer."""
 from pathlib import Path
 
 from scifi_llm.check.facts import fact_findings
+from scifi_llm.check.judged import JudgeReport, judge_drafts
 from scifi_llm.check.names import Finding, KnownNames, name_findings
 from scifi_llm.check.reading import read_draft
 from scifi_llm.check.timeline import Ages, timeline_findings
@@ -54,13 +55,30 @@ def check_text(text: str, file: str, lore: Lore, kinds: tuple[str, ...] = KINDS)
 
 
 def check_drafts(workspace: Workspace, files: list[Path], kinds: tuple[str, ...] = KINDS) -> list[Finding]:
-    """Every finding in `files`, file by file, line by line."""
+    """Every finding of the deterministic layers in `files`, file by file, line by line."""
     lore = Lore(workspace)
     findings = []
     for path in files:
-        try:
-            text = read_text(path).text
-        except (NotText, OSError) as exc:
-            raise UserError(f"{path}: cannot be read as a draft ({exc})") from exc
-        findings += check_text(text, str(path), lore, kinds)
+        findings += check_text(_draft_text(path), str(path), lore, kinds)
     return findings
+
+
+def judge_files(workspace: Workspace, files: list[Path], url: str, cache: Path | None = None) -> JudgeReport:
+    """The judged layer on `files`: each paragraph that names an entity, beside its lore, asked of the
+    model at `url`. Verdicts are cached (in the workspace unless `cache` names a file), so a re-run asks
+    only about the paragraphs that changed."""
+    from scifi_llm.lore import open_retriever  # loads the embedding model: only when a judge is asked
+
+    table = open_facts(workspace)
+    drafts = [read_draft(_draft_text(path), str(path), table) for path in files]
+    return judge_drafts(drafts, open_retriever(workspace), url, cache or workspace.state_dir / JUDGE_CACHE)
+
+
+JUDGE_CACHE = "check-judged.json"
+
+
+def _draft_text(path: Path) -> str:
+    try:
+        return read_text(path).text
+    except (NotText, OSError) as exc:
+        raise UserError(f"{path}: cannot be read as a draft ({exc})") from exc
