@@ -190,8 +190,8 @@ def _scripted_judge(messages):
 
 def test_judged_findings_must_quote_both_texts_and_are_cached_by_paragraph(cli, example_workspace, tmp_path):
     from scifi_llm.check import judge_files
-
     from servers import ScriptedModel, serve_in_thread
+
     from conftest import free_port
 
     draft, cache = tmp_path / "chapter.md", tmp_path / "cache.json"
