@@ -1,6 +1,7 @@
 """scifi-llm check, the names layer: near misses of the lore's names, and names the lore does not know."""
 
 import json
+import shutil
 from pathlib import Path
 
 from scifi_llm.check import KnownNames, name_findings
@@ -219,3 +220,46 @@ def test_judged_findings_must_quote_both_texts_and_are_cached_by_paragraph(cli, 
     assert result.exit_code == 1
     assert [json.loads(line)["kind"] for line in result.stdout.splitlines()] == ["judged"]
     assert "2 dropped because their quotes were not found" in result.stderr
+
+
+HARVEST_DRAFT = """# New faces
+
+Perrin Vale kept the shop on Tern Street after Ilka went.
+
+Perrin never changed the sign.
+
+Hollis Brandt rubbed his grey eyes and went back to the ledger.
+"""
+
+
+def test_harvest_proposes_new_notes_and_facts_and_applies_them_only_when_asked(
+    cli, example_workspace, tmp_path
+):
+    from scifi_llm.config import find_workspace
+
+    shutil.copytree(example_workspace.root, tmp_path / "novel")
+    workspace = find_workspace(tmp_path / "novel")
+    draft = tmp_path / "draft.md"
+    draft.write_text(HARVEST_DRAFT)
+    proposed = cli("lore", "harvest", str(draft), "--json", workspace=workspace)
+    assert proposed.exit_code == 0, proposed.stderr
+    rows = [json.loads(line) for line in proposed.stdout.splitlines()]
+    (stub,) = [row for row in rows if row["kind"] == "stub"]
+    assert (stub["name"], stub["aliases"], len(stub["mentions"])) == ("Perrin Vale", ["Perrin"], 2)
+    facts = {(row["entity"], row["attribute"], row["value"]) for row in rows if row["kind"] == "fact"}
+    assert facts == {("Hollis Brandt", "eye", "grey")}
+    assert "Perrin Vale" in (workspace.root / "results" / "lore-harvest.md").read_text()
+    assert not (workspace.lore_dir / "harvested").exists()  # nothing enters the lore without --apply
+
+    applied = cli("lore", "harvest", str(draft), "--apply", workspace=workspace)
+    assert applied.exit_code == 0, applied.stderr
+    note = (workspace.lore_dir / "harvested" / "perrin_vale.md").read_text()
+    assert note.startswith("---\nname: Perrin Vale\naliases:\n- Perrin\n") and "Tern Street" in note
+    assert (
+        "- eye: grey (from draft.md:7:"
+        in (workspace.lore_dir / "characters" / "hollis_brandt.md").read_text()
+    )
+    again = cli("lore", "harvest", str(draft), "--json", workspace=workspace)  # the lore now knows both
+    assert again.exit_code == 0 and again.stdout.strip() == ""
+    checked = cli("check", str(draft), "--json", workspace=workspace)
+    assert "Perrin" not in checked.stdout

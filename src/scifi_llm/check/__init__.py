@@ -9,5 +9,6 @@ __all__, __getattr__ = lazy_exports(
         "plants": ["load_plants", "score"],
         "drafts": ["KINDS", "Lore", "check_drafts", "check_text", "judge_files", "lore_names"],
         "judged": ["JudgeReport"],
+        "harvest": ["NewFact", "Stub", "apply_harvest", "harvest_drafts", "review_text"],
     },
 )

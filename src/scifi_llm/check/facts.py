@@ -63,7 +63,8 @@ def _entity_evidence(sentence: DraftSentence, statement: Statement) -> int:
 
 
 def _compare(draft: Draft, sentence: DraftSentence, claim: Claim, table: FactTable) -> Finding | None:
-    found = matches(sentence, claim, table, SUPPORTS)
+    owner = _possessive(sentence.text[: claim.start])
+    found = [m for m in matches(sentence, claim, table, SUPPORTS) if _may_own(table, m.statement, owner)]
     if any(_agree(claim, match.claim) for match in found):
         return None
     found = [m for m in found if m.evidence >= SAME_STATEMENT[claim.kind] and _comparable(claim, m.claim)]
@@ -77,6 +78,18 @@ def _compare(draft: Draft, sentence: DraftSentence, claim: Claim, table: FactTab
         draft.file, sentence.line, kind, words, sentence.text, _shown(best.claim, best.statement),
         best.statement.source, round(confidence, 2), best.statement.sentence, best.statement.heading,
     )  # fmt: skip
+
+
+def _possessive(before: str) -> str:
+    """ "he" or "she" when a look is given to his or her thing ("his grey eyes"), else ""."""
+    match = re.search(r"\b(his|her)\s+(?:[\w-]+\s+)?$", before, re.IGNORECASE)
+    return ({"his": "he", "her": "she"}[match.group(1).lower()]) if match else ""
+
+
+def _may_own(table: FactTable, statement: Statement, owner: str) -> bool:
+    """False when "his" eyes are compared with a woman's (or "her" coat with a man's)."""
+    gender = table.gender.get(statement.about[0], "") if statement.about else ""
+    return not owner or not gender or gender == owner
 
 
 def _comparable(draft: Claim, lore: Claim) -> bool:

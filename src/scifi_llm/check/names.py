@@ -140,10 +140,35 @@ def _trim(run: str, names: KnownNames, draft_case: dict, lore_case: dict) -> str
     """The proper name in a run of capitalised words: sentence-initial common words and titles dropped."""
     words = [strip_possessive(word) for word in run.split()]
     while words and (
-        words[0].lower() in _TITLES or not _is_name_word(words[0], names, draft_case, lore_case)
+        words[0].lower() in _TITLES
+        or not (
+            _is_name_word(words[0], names, draft_case, lore_case)
+            or _opens_a_name(words, draft_case, lore_case)
+        )
     ):
         words = words[1:]
     return " ".join(words)
+
+
+def _opens_a_name(words: list[str], draft_case: dict, lore_case: dict) -> bool:
+    """True for a first name that only ever opens sentences ("Perrin Vale kept the shop. Perrin ..."):
+    a word never written in lower case, that is no common opener, before another capitalised word."""
+    word = words[0].lower()
+    never_lower = draft_case.get(word, (0, 0, 0))[2] == 0 and lore_case.get(word, (0, 0, 0))[2] == 0
+    return len(words) > 1 and never_lower and word not in _OPENERS and word.isalpha()
+
+
+_OPENERS = frozenset(
+    """
+    after before beneath below above behind beyond between by during for from in inside into on onto
+    outside over since through under until when where while with without later then there here now
+    once yes no still even only just so but and or yet because although though if as at of to the a
+    an this that these those every each all some most many few both either neither his her their my
+    our your its it he she they we you i what who why how not nobody everyone everybody someone
+    somebody nothing something across along around against toward towards upstairs downstairs
+    outside tonight today tomorrow yesterday
+    """""".split()
+)
 
 
 def _is_name_word(word: str, names: KnownNames, draft_case: dict, lore_case: dict) -> bool:

@@ -74,6 +74,10 @@ class Ages:
                     stated.setdefault(name, (age, statement))
         return cls(born, stated, table.present)
 
+    def knows(self, name: str) -> bool:
+        """True when the lore gives `name` a birth year or an age."""
+        return name in self.born or name in self.stated
+
     def allowed(self, name: str, year: int) -> tuple[set[int], Statement, str] | None:
         """The ages the lore allows `name` in `year`, the statement it rests on, and the finding's kind;
         None when the lore says nothing."""
@@ -149,14 +153,23 @@ def _ages_said(sentence: DraftSentence, table: FactTable) -> list[tuple[str, int
         age = _age_after_name(sentence.text, table.spellings(name))
         if age is not None:
             said.append((name, age))
-    pronoun_meant = [name for name in sentence.meant if name not in sentence.named]
-    if pronoun_meant and not said:
-        for match in re.finditer(r"\b(?:he|she)\b", sentence.text, re.IGNORECASE):
-            age = _age_at(sentence.text, match.end())
-            if age is not None:
-                said.append((pronoun_meant[0], age))
-                break
+    if said:
+        return said
+    for match in re.finditer(r"\b(?:he|she)\b", sentence.text, re.IGNORECASE):
+        meant = [
+            n
+            for n in sentence.meant
+            if n not in sentence.named and table.gender.get(n) == match.group().lower()
+        ]
+        age = _age_at(sentence.text, match.end()) if meant else None
+        if age is not None:
+            return [(meant[0], age)]
     return said
+
+
+def age_said(sentence: DraftSentence, name: str, table: FactTable) -> int | None:
+    """The present age the sentence gives `name`, if any."""
+    return next((age for whom, age in _ages_said(sentence, table) if whom == name), None)
 
 
 def _age_after_name(text: str, spellings: list[str]) -> int | None:

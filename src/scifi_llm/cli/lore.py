@@ -339,3 +339,56 @@ def remove_command(
         print_json({"removed": collection})
     else:
         console.print(f"removed collection {collection}")
+
+
+@app.command("harvest")
+def harvest_command(
+    ctx: typer.Context,
+    files: Annotated[list[Path], typer.Argument(help="Draft files (Markdown or text) to harvest from.")],
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="Write the proposals into lore/: new notes under lore/harvested/, facts as a marked "
+            "section at the end of each note; then ingest those files.",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="The review file (default: results/lore-harvest.md).")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON proposal per line.")] = False,
+) -> None:
+    """Propose what the lore is missing, from your drafts: a stub note for each name the drafts use that
+    the lore does not know (with the sentences that mention it and the shorter forms of its name), and
+    new facts about known characters (a look, a rank, an age) that their notes do not state yet.
+
+    Writes a review file; nothing enters lore/ without --apply. Contradictions are `scifi-llm check`'s job."""
+    from scifi_llm.check import Lore, apply_harvest, harvest_drafts, review_text
+    from scifi_llm.fsutil import atomic_write_text
+    from scifi_llm.lore import IngestOptions, LoreIndex, ingest_lore
+    from scifi_llm.textio import NotText, read_text
+
+    workspace = _workspace(ctx)
+    drafts = {}
+    for path in files:
+        try:
+            drafts[str(path)] = read_text(path).text
+        except (NotText, OSError) as exc:
+            raise UserError(f"{path}: cannot be read as a draft ({exc})") from exc
+    stubs, facts = harvest_drafts(Lore(workspace), drafts)
+    review = out or workspace.root / "results" / "lore-harvest.md"
+    review.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(review, review_text(stubs, facts))
+    written = apply_harvest(workspace.lore_dir, stubs, facts) if apply else []
+    if written:
+        options = IngestOptions.from_workspace(workspace)
+        ingest_lore(written, workspace.lore_dir, LoreIndex(workspace.index_dir), options)
+    if json_output:
+        for proposal in [*stubs, *facts]:
+            print_json(proposal.to_dict())
+        return
+    console.print(f"{len(stubs)} new names and {len(facts)} new facts proposed: {escape(str(review))}")
+    if written:
+        console.print(f"written into the lore and ingested: {escape(', '.join(str(p) for p in written))}")
+    elif stubs or facts:
+        console.print("[dim]review the file, then run again with --apply to write them into lore/[/]")

@@ -144,7 +144,9 @@ class FactTable:
         are written ("Abel Ferro", who has no note)."""
         lower = text.lower()
         entities = [
-            (lower.find(m.matched.lower()), m.entity.name, m.matched) for m in self.registry.find(text)
+            (lower.find(m.matched.lower()), m.entity.name, m.matched)
+            for m in self.registry.find(text)
+            if not m.matched[:1].islower()  # a name is written with its capital: "the ledger" is no "Ledger"
         ]
         covered = " ".join(matched.lower() for _, _, matched in entities)
         others = []
