@@ -167,7 +167,7 @@ _OPENERS = frozenset(
     our your its it he she they we you i what who why how not nobody everyone everybody someone
     somebody nothing something across along around against toward towards upstairs downstairs
     outside tonight today tomorrow yesterday
-    """""".split()
+    """.split()
 )
 
 
