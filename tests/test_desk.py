@@ -428,3 +428,37 @@ def test_with_a_key_the_page_works_from_the_address_desk_opens_and_not_without_i
         shown = page.url
     assert set(listed) == {path.name for path in workspace.writing_dir.glob("*.md")}
     assert "s3cret" not in shown  # the key leaves the address bar once read
+
+
+@pytest.mark.slow
+def test_check_marks_the_margin_beside_the_line_with_the_note_a_click_away(
+    tmp_path, example_workspace, browser
+):
+    from scifi_llm.check import DraftChecker
+
+    workspace = init_workspace(tmp_path / "novel", with_example=True)
+    lines = ["# Hesper", "", "Elena Voss went down the Stairwell.", "", "The lift cages rattled.", "",
+             "Ninety thousand people lived in the caverns under the ice of Hesper.", ""]  # fmt: skip
+    (workspace.writing_dir / "hesper.md").write_text("\n".join(lines))
+    settings = ProxySettings(
+        upstreams=("http://127.0.0.1:9/v1",),
+        index_dir=example_workspace.index_dir,
+        history_path=None,
+        workspace_root=workspace.root,
+    )
+    with serve_in_thread(create_app(settings, DraftChecker(example_workspace)), free_port()) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        _open_draft(page, url, "hesper.md")
+        page.get_by_role("button", name="Check").click()
+        mark = page.locator("#marks .mark")
+        mark.wait_for()
+        assert mark.count() == 1 and "61,000" in mark.inner_text() and "number" in mark.inner_text()
+        area = page.locator("#draft").bounding_box()
+        assert mark.bounding_box()["y"] - area["y"] > 4 * 17  # beside line 7, not at the top
+        page.screenshot(path=str(tmp_path / "desk-check.png"))
+        mark.get_by_role("button", name="note").click()
+        page.wait_for_function("document.getElementById('note-name').textContent === 'places/hesper.md'")
+        mark.locator("span").click()  # the mark selects its line
+        selected = page.evaluate("(() => { const a = document.getElementById('draft'); "
+                                 "return a.value.slice(a.selectionStart, a.selectionEnd); })()")  # fmt: skip
+        assert selected == lines[6]

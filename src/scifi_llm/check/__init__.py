@@ -7,7 +7,15 @@ __all__, __getattr__ = lazy_exports(
     {
         "names": ["Finding", "KnownNames", "name_findings"],
         "plants": ["load_plants", "score"],
-        "drafts": ["KINDS", "Lore", "check_drafts", "check_text", "judge_files", "lore_names"],
+        "drafts": [
+            "KINDS",
+            "DraftChecker",
+            "Lore",
+            "check_drafts",
+            "check_text",
+            "judge_files",
+            "lore_names",
+        ],
         "judged": ["JudgeReport"],
         "harvest": ["NewFact", "Stub", "apply_harvest", "harvest_drafts", "review_text"],
     },

@@ -11,7 +11,7 @@ from scifi_llm.check.timeline import Ages, timeline_findings
 from scifi_llm.claims import role_head
 from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
-from scifi_llm.lore import FactTable, open_facts
+from scifi_llm.lore import FactTable, lore_version, open_facts
 from scifi_llm.textio import NotText, read_text
 
 KINDS = ("name", "number", "attribute", "title", "timeline", "absent", "not in lore")
@@ -66,6 +66,23 @@ def check_drafts(workspace: Workspace, files: list[Path], kinds: tuple[str, ...]
     for path in files:
         findings += check_text(_draft_text(path), str(path), lore, kinds)
     return findings
+
+
+class DraftChecker:
+    """Checks one draft text at a time against a workspace's lore, as the desk asks: the lore is read once
+    and read again when its index changes (a note edited and re-ingested)."""
+
+    def __init__(self, workspace: Workspace, collection: str | None = None) -> None:
+        self.workspace, self.collection = workspace, collection
+        self._lore: Lore | None = None
+        self._version: tuple | None = None
+
+    def __call__(self, text: str, file: str) -> list[dict]:
+        """The findings in `text`, as JSON-ready dicts."""
+        version = lore_version(self.workspace, self.collection)
+        if self._lore is None or version != self._version:
+            self._lore, self._version = Lore(self.workspace, self.collection), version
+        return [finding.to_dict() for finding in check_text(text, file, self._lore)]
 
 
 def judge_files(workspace: Workspace, files: list[Path], url: str, cache: Path | None = None) -> JudgeReport:

@@ -78,6 +78,7 @@ def _run(workspace: "Workspace", upstreams: tuple[str, ...], options: dict, api_
     """Serve the proxy in this process until Ctrl-C."""
     import uvicorn
 
+    from scifi_llm.check import DraftChecker
     from scifi_llm.proxy import ProxySettings, create_app, is_exposed
 
     host, port = options["host"], options["port"]
@@ -99,7 +100,8 @@ def _run(workspace: "Workspace", upstreams: tuple[str, ...], options: dict, api_
             "scifi-llm.toml (or --api-key), or bind 127.0.0.1."
         )
     err_console.print(f"lore proxy on {server_url(host, port)}/v1 -> {', '.join(settings.upstreams)}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    checker = DraftChecker(workspace, options["collection"])  # the desk's continuity marks
+    uvicorn.run(create_app(settings, checker), host=host, port=port, log_level="warning")
 
 
 def _start_detached(

@@ -10,7 +10,7 @@ __all__, __getattr__ = lazy_exports(
         "retrieve": ["Fusion", "Hit", "Retrieval", "RetrievalMode", "Retriever", "Steer"],
         "service": ["LoreService", "open_retriever"],
         "embed": ["DEFAULT_MODEL", "MINILM", "Embedder"],
-        "facts": ["FactTable", "LifeEvent", "Statement", "open_facts"],
+        "facts": ["FactTable", "LifeEvent", "Statement", "lore_version", "open_facts"],
         "evaluate": ["EvalReport", "Question", "evaluate_retrieval", "load_questions", "read_queries"],
     },
 )

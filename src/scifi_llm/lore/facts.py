@@ -251,6 +251,13 @@ def _present_year(statements: list[Statement]) -> int:
     return 0
 
 
+def lore_version(workspace: Workspace, collection: str | None = None) -> tuple:
+    """The version of a collection's index: it changes with every ingest that changes something."""
+    name = collection or workspace.settings.lore.collection
+    index = LoreIndex(workspace.index_dir)
+    return index.open(name).version if name in index.names() else ()
+
+
 def open_facts(workspace: Workspace, collection: str | None = None) -> FactTable:
     """The fact table of one of the workspace's collections (its `[lore] collection` unless named), read
     from the index without loading the embedding model."""

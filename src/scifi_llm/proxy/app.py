@@ -30,7 +30,7 @@ from scifi_llm.proxy.augment import (
     lore_request,
     place,
 )
-from scifi_llm.proxy.desk import desk_routes
+from scifi_llm.proxy.desk import Checker, desk_routes
 from scifi_llm.proxy.guard import Guard, error_response
 from scifi_llm.proxy.history import History
 from scifi_llm.proxy.metrics import ProxyMetrics, RequestRecord
@@ -47,8 +47,9 @@ _ANY = contextlib.nullcontext()
 _NOTHING = Retrieval("", [])  # no lore: disabled, nothing to search for, or the search failed
 
 
-def create_app(settings: ProxySettings):
-    """The proxy as an ASGI app (run it with uvicorn): the guard, the chat route, and the other routes."""
+def create_app(settings: ProxySettings, checker: Checker | None = None):
+    """The proxy as an ASGI app (run it with uvicorn): the guard, the chat route, and the other routes.
+    `checker` gives the desk its continuity marks (the CLI passes `scifi_llm.check`'s)."""
     state = ProxyState(settings)
 
     @asynccontextmanager
@@ -62,7 +63,7 @@ def create_app(settings: ProxySettings):
     routes = FastAPI(title="scifi-llm lore proxy", lifespan=lifespan)
     routes.state.proxy = state
     if settings.workspace_root is not None:
-        routes.include_router(desk_routes(settings.workspace_root, state))
+        routes.include_router(desk_routes(settings.workspace_root, state, checker))
 
     @routes.get("/v1/models")
     async def models():

@@ -9,6 +9,7 @@ client gets, and `/lore/<id>` tells it which lore each answer was given.
 """
 
 import asyncio
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,8 +37,12 @@ _REPORT_TYPES = {
 }
 
 
-def desk_routes(root: Path, state: "ProxyState") -> APIRouter:
-    """The page, its static files, and the routes for the drafts in `root`'s writing/ and its lore."""
+Checker = Callable[[str, str], list[dict]]  # (draft text, file name) -> findings, as `scifi-llm check --json`
+
+
+def desk_routes(root: Path, state: "ProxyState", checker: Checker | None = None) -> APIRouter:
+    """The page, its static files, and the routes for the drafts in `root`'s writing/ and its lore;
+    `checker` puts continuity marks in the draft's margin."""
     router = APIRouter(prefix="/desk")
     workspace = find_workspace(root)
     versions = workspace.state_dir / "versions"
@@ -124,6 +129,15 @@ def desk_routes(root: Path, state: "ProxyState") -> APIRouter:
         if kind is None or ".." in Path(name).parts or outside(path, [results]) or not path.is_file():
             return error_response(404, f"no report file {name}", "not_found")
         return Response(path.read_bytes(), media_type=kind)
+
+    @router.post("/api/check")
+    async def check(name: str = Body(...), text: str = Body(...)):
+        if checker is None:
+            return error_response(404, "this proxy was started without the continuity checker", "not_found")
+        try:
+            return {"findings": await asyncio.to_thread(checker, text, name)}
+        except UserError as exc:  # no lore index yet, or one from an older scifi-llm
+            return error_response(400, str(exc), "invalid_request_error")
 
     @router.get("/api/lore")
     async def search(q: str):

@@ -68,6 +68,7 @@ function showParts(text, part = 0) {
 function switchPart() {
   showParts(wholeText(), Number($("part").value));
   countWords();
+  if (state.findings) placeMarks();
 }
 
 function headers(extra = {}) {
@@ -112,7 +113,8 @@ async function listDrafts() {
 async function openDraft(name) {
   await saveNow();
   const { text } = await api(`/desk/api/drafts/${encodeURI(name)}`);
-  Object.assign(state, { name, saved: text });
+  Object.assign(state, { name, saved: text, findings: null });
+  $("marks").replaceChildren();
   showParts(text);
   $("draft").disabled = false;
   $("draft-name").textContent = name;
@@ -476,6 +478,71 @@ function keys(event) {
   }
 }
 
+// Continuity marks: what `scifi-llm check` finds, in the margin beside the line it is about, with the
+// note that says otherwise one click away. Marks belong to the text as checked: Check again after edits.
+async function checkDraft() {
+  if (!state.name) return;
+  say("checking the draft against the lore...");
+  const body = JSON.stringify({ name: state.name, text: wholeText() });
+  const { findings } = await api("/desk/api/check", { method: "POST", body });
+  state.findings = findings.filter((finding) => finding.kind !== "not in lore");
+  placeMarks();
+  const unknown = new Set(findings.filter((finding) => finding.kind === "not in lore").map((finding) => finding.text));
+  const names = unknown.size ? `; names the lore does not know: ${[...unknown].join(", ")}` : "";
+  say(`${state.findings.length} contradiction${state.findings.length === 1 ? "" : "s"} with the lore${names}`);
+}
+
+// The first line of the open part, counted in the whole draft (findings count lines of the whole draft).
+function partFirstLine() {
+  return state.parts.slice(0, state.part).join("").split("\n").length;
+}
+
+// Where a line of the textarea starts, in pixels from its top: a hidden copy of the textarea, same
+// width and font, holding the lines before it.
+function lineTop(line) {
+  const area = $("draft");
+  const style = getComputedStyle(area);
+  const mirror = state.mirror || (state.mirror = document.body.appendChild(document.createElement("div")));
+  for (const name of ["font", "padding", "border", "letterSpacing", "lineHeight", "boxSizing"]) mirror.style[name] = style[name];
+  Object.assign(mirror.style, { position: "absolute", visibility: "hidden", left: "-10000px", top: "0", width: `${area.offsetWidth}px`, whiteSpace: "pre-wrap", overflowWrap: "break-word" });
+  mirror.textContent = area.value.split("\n").slice(0, line - 1).join("\n") + (line > 1 ? "\n" : "");
+  const marker = mirror.appendChild(document.createElement("span"));
+  marker.textContent = "|";
+  return marker.offsetTop;
+}
+
+function placeMarks() {
+  const area = $("draft");
+  const first = partFirstLine();
+  const lines = area.value.split("\n").length;
+  let bottom = 0;
+  const marks = (state.findings || []).filter((finding) => finding.line >= first && finding.line < first + lines).map((finding) => {
+    const mark = document.createElement("li");
+    mark.className = "mark";
+    mark.title = finding.quote ? `${finding.source}: ${finding.quote}` : finding.source;
+    const words = document.createElement("span");
+    words.textContent = `${finding.kind}: "${finding.text}", the lore says ${finding.expected} `;
+    words.addEventListener("click", () => selectLine(finding.line - first + 1));
+    mark.append(words, button("note", () => openNote(finding.source).catch((error) => say(error.message))));
+    return [mark, lineTop(finding.line - first + 1) - area.scrollTop];
+  });
+  $("marks").replaceChildren(...marks.map(([mark]) => mark));
+  for (const [mark, top] of marks) {
+    const at = Math.max(top, bottom);
+    mark.style.top = `${at}px`;
+    mark.hidden = at < -20 || at > area.clientHeight;
+    bottom = at + mark.offsetHeight + 2;
+  }
+}
+
+function selectLine(line) {
+  const area = $("draft");
+  const lines = area.value.split("\n");
+  const start = lines.slice(0, line - 1).join("\n").length + (line > 1 ? 1 : 0);
+  area.focus();
+  area.setSelectionRange(start, start + lines[line - 1].length);
+}
+
 function toggleTheme() {
   const dark = document.documentElement.dataset.theme !== "dark";
   document.documentElement.dataset.theme = dark ? "dark" : "light";
@@ -486,6 +553,8 @@ document.documentElement.dataset.theme = localStorage.getItem("scifi-llm-theme")
 $("draft").addEventListener("input", scheduleSave);
 $("part").addEventListener("change", switchPart);
 $("save").addEventListener("click", saveNow);
+$("check").addEventListener("click", () => checkDraft().catch((error) => say(`not checked: ${error.message}`)));
+$("draft").addEventListener("scroll", () => state.findings && placeMarks());
 $("new-draft").addEventListener("click", newDraft);
 $("rename-draft").addEventListener("click", renameDraft);
 $("continue").addEventListener("click", () => generate("continue"));
