@@ -164,9 +164,9 @@ def roles_of(text: str, name: str, spellings: list[str]) -> list[tuple[str, str]
 def _phrase_roles(phrase: str) -> list[tuple[str, str]]:
     """A role phrase's head ("second engineer" -> (engineer, second)); [] when it names no role."""
     words = phrase.split()
-    for index, word in enumerate(words):
-        head = role_head(word)
-        if head:
+    for index in range(len(words) - 1, -1, -1):  # the head comes last: "chief engineer" is an engineer
+        head = role_head(words[index])
+        if head and (index == 0 or words[index][:1].islower() or words[0][:1].isupper()):
             return [(head, _rank(words[:index]))]
     return []
 
@@ -210,9 +210,9 @@ def _role_findings(draft: Draft, sentence: DraftSentence, table: FactTable) -> l
         if not known:
             continue
         for head, rank in said:
-            same = [s for (h, r), s in known if h == head and (not rank or not r or r == rank)]
-            if same:
-                continue
+            ranks = {r for (h, r), _ in known if h == head}
+            if ranks and (not rank or rank in ranks or ranks == {""}):
+                continue  # the lore's trade, at a rank it gives (or gives none of)
             statement = known[0][1]
             expected = ", ".join(dict.fromkeys(f"{r} {h}".strip() for (h, r), _ in known))
             findings.append(

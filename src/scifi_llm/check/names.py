@@ -85,6 +85,7 @@ class KnownNames:
         self.squashed = {_squash(fold): fold for fold in self.by_fold}
         self.first_names = {fold.split()[0] for fold in self.by_fold if len(fold.split()) > 1} - _GLUE
         self.words = {word for fold in self.by_fold for word in fold.split()} - _GLUE
+        self._closest_seen: dict[str, tuple[str, float]] = {}
         self.surnames = {}
         for fold in self.by_fold:
             if len(fold.split()) > 1:
@@ -94,6 +95,21 @@ class KnownNames:
         """True when the lore writes this name (or a part of one of its names)."""
         fold = _fold(name)
         return fold in self.by_fold or any(fold in known.split() for known in self.by_fold if " " in known)
+
+    def _closest(self, fold: str) -> tuple[str, float]:
+        """The known name most like `fold`, and how alike (a drafts repeats its names: asked once each)."""
+        if fold not in self._closest_seen:
+            best, ratio = "", 0.0
+            for known in self.by_fold:
+                matcher = difflib.SequenceMatcher(None, fold, known)
+                if (
+                    matcher.real_quick_ratio() > ratio
+                    and matcher.quick_ratio() > ratio
+                    and matcher.ratio() > ratio
+                ):
+                    best, ratio = known, matcher.ratio()
+            self._closest_seen[fold] = (best, ratio)
+        return self._closest_seen[fold]
 
     def nearest(self, name: str) -> tuple[str, str, float] | None:
         """(the name the lore probably means, its note, confidence), or None when it means none."""
@@ -105,8 +121,7 @@ class KnownNames:
         if len(words) == 2 and words[0] in self.first_names and words[1] in self.surnames:
             owner = self.surnames[words[1]][0]  # a known first name with another person's surname
             return (*self.by_fold[owner], 0.7)
-        best = max(self.by_fold, key=lambda known: difflib.SequenceMatcher(None, fold, known).ratio())
-        ratio = difflib.SequenceMatcher(None, fold, best).ratio()
+        best, ratio = self._closest(fold)
         plural = _plural_pair(fold, best)
         if ratio >= _CLOSE and len(fold) >= 5 and len(fold.split()) == len(best.split()) and not plural:
             return (*self.by_fold[best], round(ratio, 2))

@@ -10,7 +10,7 @@ import datetime
 import re
 from dataclasses import dataclass, field
 
-from scifi_llm.claims import MONTHS, Claim, claims_in, content_words
+from scifi_llm.claims import MONTHS, Claim, claims_in, content_words, role_head
 from scifi_llm.lore import FactTable
 from scifi_llm.text import parse_front_matter, split_sentences
 
@@ -88,7 +88,10 @@ def mentions(text: str, spellings: list[str]):
     for spelling in spellings:
         for found in re.finditer(rf"(?<![\w-]){re.escape(spelling)}(?![\w-])", text):
             before = text[: found.start()].split()[-1:]
-            if before and before[0][:1].isupper() and before[0][-1:].isalpha() and spelling.count(" ") == 0:
+            inside_a_name = before and before[0][:1].isupper() and before[0][-1:].isalpha()
+            if (
+                inside_a_name and " " not in spelling and not role_head(before[0])
+            ):  # "Captain Sandoval" is his
                 continue
             yield found
 

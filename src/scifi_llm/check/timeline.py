@@ -15,7 +15,7 @@ from scifi_llm.check.facts import SAME_STATEMENT, SUPPORTS, matches
 from scifi_llm.check.names import Finding
 from scifi_llm.check.reading import Draft, DraftSentence, mentions
 from scifi_llm.claims import Claim, parse_number
-from scifi_llm.lore import FactTable, Statement
+from scifi_llm.lore import FactTable, LifeEvent, Statement
 
 _NUMBER = r"(?P<age>\d{1,3}|[a-z]+(?:-[a-z]+)?)"
 _AGE_AFTER = re.compile(
@@ -44,7 +44,11 @@ _IRREGULAR = frozenset(
     threw tore wore won hung heard
     """.split()
 )
-_SAID_BY = re.compile(r"\b(?:said|asked|called|answered|shouted|whispered|replied)\s+$", re.IGNORECASE)
+# A verb before the name: "said Abel", "At the rail stood Piet Oyelaran".
+_SAID_BY = re.compile(
+    r"\b(?:said|asked|called|answered|shouted|whispered|replied|stood|sat|came|waited|walked)\s+$",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -198,13 +202,11 @@ def _absent_findings(draft: Draft, sentence: DraftSentence, table: FactTable) ->
     findings = []
     for name in sentence.named:
         gone = [
-            e
-            for e in table.life.get(name, [])
-            if e.kind in ("died", "gone") and _before(e.date, draft.story_date)
+            e for e in table.life.get(name, []) if e.kind in ("died", "gone") and _gone_by(e, draft, table)
         ]
         if gone and _acts(sentence.text, table.spellings(name)):
             event = gone[0]
-            expected = f"{'died' if event.kind == 'died' else 'gone'} {_date_text(event.date)}"
+            expected = f"{'died' if event.kind == 'died' else 'gone'} {_date_text(event.date)}".strip()
             findings.append(
                 Finding(draft.file, sentence.line, "absent", name, sentence.text, expected,
                         event.statement.source, 0.75, event.statement.sentence, event.statement.heading)
@@ -215,6 +217,14 @@ def _absent_findings(draft: Draft, sentence: DraftSentence, table: FactTable) ->
 def _earlier_year(sentence: DraftSentence, draft: Draft) -> bool:
     """True when the sentence is set in an earlier year than the chapter (a flashback)."""
     return any(c.kind == "year" and c.date[0] < draft.story_date[0] for c in sentence.claims)
+
+
+def _gone_by(event: LifeEvent, draft: Draft, table: FactTable) -> bool:
+    """True when the death or departure is surely before the chapter: dated before it, or undated in a
+    lore whose last dated event the chapter does not precede."""
+    if event.date[0]:
+        return _before(event.date, draft.story_date)
+    return bool(table.latest_year) and draft.story_date[0] >= table.latest_year
 
 
 def _before(event: tuple[int, int, int], story: tuple[int, int, int]) -> bool:

@@ -127,7 +127,7 @@ class NoteFacts:
     word_case: dict[str, list[int]] = field(default_factory=dict)
     link_labels: list[tuple[str, str]] = field(default_factory=list)
     statements: list[dict] = field(default_factory=list)
-    pronouns: list[int] = field(default_factory=lambda: [0, 0])  # uses of she/her and he/him/his
+    pronouns: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # see lore.facts.note_statements
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""

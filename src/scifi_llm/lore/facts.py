@@ -35,8 +35,8 @@ _MALE = frozenset(["he", "him", "his", "himself"])
 
 
 def note_statements(document: Document) -> tuple[list[dict], list[int]]:
-    """A note's checkable sentences (each {"sentence", "path", "claims"}), and how often it says she and
-    he."""
+    """A note's checkable sentences (each {"sentence", "path", "claims"}), and its uses of she and he:
+    [sentences opening with she/her, with he/his, all she/her words, all he/him/his words]."""
     statements = []
     for section in document.sections:
         for block in section.blocks:
@@ -54,8 +54,15 @@ def note_statements(document: Document) -> tuple[list[dict], list[int]]:
                         statement["previous"] = antecedent  # whom "He died in 2408" is about
                     statements.append(statement)
                 antecedent = antecedent if opens_with_pronoun else sentence
-    words = Counter(word.lower() for word in WORD.findall(_all_text(document)))
-    pronouns = [sum(words[w] for w in _FEMALE), sum(words[w] for w in _MALE)]
+    openers = Counter(
+        _opening_word(sentence) for s in document.sections for b in s.blocks for sentence in b.sentences
+    )
+    words = Counter(
+        w.lower() for s in document.sections for b in s.blocks for w in WORD.findall(" ".join(b.sentences))
+    )
+    pronouns = [
+        sum(counts[w] for w in pronoun) for counts in (openers, words) for pronoun in (_FEMALE, _MALE)
+    ]
     return statements, pronouns
 
 
@@ -67,8 +74,10 @@ def _fields_apart(sentences) -> list[str]:
     return [part for sentence in sentences for part in _BOLD_FIELD.split(sentence) if part.strip()]
 
 
-def _all_text(document: Document) -> str:
-    return "\n".join(sentence for s in document.sections for b in s.blocks for sentence in b.sentences)
+def _opening_word(sentence: str) -> str:
+    """A sentence's first word, lower case: in a note about someone, "She ..." is about them."""
+    match = WORD.search(sentence.lstrip("-*> "))
+    return match.group().lower() if match else ""
 
 
 @dataclass
@@ -118,6 +127,8 @@ class FactTable:
         self.document_frequency = Counter(word for s in self.statements for word in s.words)
         self.life = _life_events(self.statements, self)
         self.present = present or _present_year(self.statements)
+        years = [c.date[0] for s in self.statements for c in s.claims if c.kind == "year"]
+        self.latest_year = max(years, default=0)  # the lore's last dated event: its present, at the latest
 
     def _statement(self, source: str, raw: dict, owner: Entity | None, sections: dict) -> Statement:
         sentence = raw["sentence"]
@@ -137,7 +148,8 @@ class FactTable:
     def spellings(self, name: str) -> list[str]:
         """How the lore writes an entity: its name and its capitalised aliases ("Old Glass")."""
         entity = next((e for e in self.registry.entities if e.name == name), None)
-        return [name, *(alias for alias in (entity.aliases if entity else ()) if alias[:1].isupper())]
+        aliases = [re.sub(r"^the\s+", "", alias) for alias in (entity.aliases if entity else ())]
+        return [name, *(alias for alias in aliases if alias[:1].isupper())]
 
     def names_in(self, text: str) -> tuple[str, ...]:
         """Whom a text names: each entity by its own name, and other proper names the lore writes as they
@@ -161,30 +173,53 @@ class FactTable:
 
 def _gender(pronouns: list[int]) -> str:
     """ "she", "he", or "" when the note does not clearly say."""
-    female, male = [*pronouns, 0, 0][:2]
-    if female >= 3 and female >= 3 * male:
-        return "she"
-    if male >= 3 and male >= 3 * female:
-        return "he"
+    female, male, female_words, male_words = [*pronouns, 0, 0, 0, 0][:4]
+    for she, he, least in ((female, male, 2), (female_words, male_words, 3)):  # openers say most
+        if she >= least and she >= least * he:
+            return "she"
+        if he >= least and he >= least * she:
+            return "he"
     return ""
 
 
 def _life_events(statements: list[Statement], table: "FactTable") -> dict[str, list[LifeEvent]]:
-    """Births, deaths and departures with the date the same sentence gives."""
+    """Births (with the year the sentence gives), and deaths and departures (dated when the sentence
+    gives a year; (0, 0, 0) when it does not: "the late Matriarch", "Status: Deceased")."""
     events: dict[str, list[LifeEvent]] = {}
     for statement in statements:
         dates = [claim.date for claim in statement.claims if claim.kind == "year"]
-        if not dates:
-            continue
-        found = [(m.start(), "born") for m in re.finditer(r"\bborn\b", statement.sentence, re.IGNORECASE)]
-        found += [
-            (m.start(), "died" if m.group("died") else "gone") for m in _DEATH.finditer(statement.sentence)
-        ]
+        date = dates[0] if dates else (0, 0, 0)
+        sentence = statement.sentence
+        found = [(m.start(), "born") for m in re.finditer(r"\bborn\b", sentence, re.IGNORECASE) if dates]
+        found += [(m.start(), "died" if m.group("died") else "gone") for m in _DEATH.finditer(sentence)]
         for position, kind in found[:2]:
             subject = _subject(statement, table, position)
             if subject:
-                events.setdefault(subject, []).append(LifeEvent(subject, kind, dates[0], statement))
+                events.setdefault(subject, []).append(LifeEvent(subject, kind, date, statement))
+        for subject, kind in _stated_dead(statement, table):
+            events.setdefault(subject, []).append(LifeEvent(subject, kind, date, statement))
     return events
+
+
+_STATUS = re.compile(
+    r"^\W*status\W*:\W*(?:(?P<died>deceased|dead|died|killed|executed)|(?P<gone>missing|lost|gone))\b", re.I
+)
+_THE_LATE = re.compile(r"\bthe late\s+", re.IGNORECASE)
+
+
+def _stated_dead(statement: Statement, table: "FactTable") -> list[tuple[str, str]]:
+    """ "Status: Deceased" in a note about someone, and "the late Imane Varga" anywhere."""
+    found = []
+    status = _STATUS.match(statement.sentence.replace("*", ""))
+    home = [name for name in statement.about if name not in statement.named]
+    if status and home:
+        found.append((home[0], "died" if status.group("died") else "gone"))
+    for late in _THE_LATE.finditer(statement.sentence):
+        named = table.names_in(statement.sentence[late.end() :])
+        after = statement.sentence[late.end() :].split()
+        if named and after and named[0].split()[-1] in " ".join(after[:4]):
+            found.append((named[0], "died"))
+    return found
 
 
 _RELATIVES = re.compile(
