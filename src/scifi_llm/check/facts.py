@@ -44,7 +44,7 @@ def fact_findings(draft: Draft, table: FactTable) -> list[Finding]:
     return findings
 
 
-def matches(sentence: DraftSentence, claim: Claim, table: FactTable, threshold: int):
+def matches(sentence: DraftSentence, claim: Claim, table: FactTable, threshold: int) -> list[Match]:
     """The lore claims of the same kind about the same thing that read as the same statement, best first."""
     found = []
     common = max(3, int(_COMMON * len(table.statements)))

@@ -44,7 +44,11 @@ def note_statements(document: Document) -> tuple[list[dict], list[int]]:
             for sentence in _fields_apart(block.sentences):
                 claims = claims_in(sentence)
                 opens_with_pronoun = _PRONOUN_OPENER.match(sentence)
-                if claims or _TRIGGERS.search(sentence) or ROLES & set(sentence.lower().split()):
+                if (
+                    claims
+                    or _TRIGGERS.search(sentence)
+                    or ROLES & {w.lower() for w in WORD.findall(sentence)}
+                ):
                     statement = {
                         "sentence": sentence,
                         "path": list(section.path),
