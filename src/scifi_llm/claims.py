@@ -236,11 +236,11 @@ def _counted_thing(sentence: str, position: int) -> tuple[str, int]:
     thing, end = _singular(words[-1][0]), words[-1][1]
     if words[-1][0] in _PEOPLE:
         thing = "people"
+    rate = r"(?:per|an?|each|every)\s+(hour|day|week|month|year|second|minute)\b"
+    after = re.match(rf"\s+(?:{rate}|(\w+))", sentence[end:], re.IGNORECASE)
+    if after and after.group(1):  # "120 marks per day", "eleven kilometres an hour"
+        return f"{thing} per {_singular(after.group(1).lower())}", end + after.end()
     if thing in _UNITS:
-        rate = r"(?:per|an?|each|every)\s+(hour|day|week|month|year|second|minute)\b"
-        after = re.match(rf"\s+(?:{rate}|(\w+))", sentence[end:], re.IGNORECASE)
-        if after and after.group(1):
-            return f"{thing} per {_singular(after.group(1).lower())}", end + after.end()
         if after and after.group(2) and after.group(2).lower() in _DIMENSIONS:
             dimension = "high" if after.group(2).lower() == "tall" else after.group(2).lower()
             return f"{thing} {dimension}", end + after.end()

@@ -48,9 +48,13 @@ def matches(sentence: DraftSentence, claim: Claim, table: FactTable, threshold: 
     """The lore claims of the same kind about the same thing that read as the same statement, best first."""
     found = []
     common = max(3, int(_COMMON * len(table.statements)))
-    for lore_claim, statement in table.by_key.get((claim.kind, claim.key), []):
+    candidates = table.by_key.get((claim.kind, claim.key), [])
+    specific = (
+        1 if claim.kind != "year" and len(candidates) <= 2 else 0
+    )  # a measure the lore gives once or twice
+    for lore_claim, statement in candidates:
         rare = {w for w in sentence.words & statement.words if table.document_frequency[w] <= common}
-        evidence = len(rare) + _entity_evidence(sentence, statement)
+        evidence = len(rare) + _entity_evidence(sentence, statement) + specific
         if evidence >= threshold:
             found.append(Match(lore_claim, statement, evidence))
     return sorted(found, key=lambda match: -match.evidence)
