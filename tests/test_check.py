@@ -106,6 +106,7 @@ def test_facts_a_changed_number_colour_or_rank_is_found_with_the_notes_own_words
         (11, "attribute"),
         (15, "title"),
         (19, "attribute"),
+        (21, "attribute"),  # the lore's only cane, in a paragraph that names its owner
     }
     for finding in findings:  # the quote is the note's sentence, as the note writes it
         note = (example_workspace.lore_dir / finding.source).read_text()
@@ -114,6 +115,16 @@ def test_facts_a_changed_number_colour_or_rank_is_found_with_the_notes_own_words
     assert "61,000" in by_line[7].expected and by_line[7].source == "places/hesper.md"
     assert by_line[15].expected == "commander"
     assert by_line[19].source == "characters/oona_farrow.md"  # "She" is Oona: the only woman named before it
+    assert by_line[19].confidence > by_line[21].confidence  # where two women could be meant, "She" is no one
+
+
+def test_a_pronoun_means_someone_only_where_one_person_of_that_gender_can_be_meant(example_workspace):
+    from scifi_llm.check.reading import read_draft
+    from scifi_llm.lore import open_facts
+
+    draft = read_draft(DRAFT, "chapter.md", open_facts(example_workspace))
+    meant = {sentence.line: sentence.meant for sentence in draft.sentences if sentence.text.startswith("She")}
+    assert meant == {19: ("Oona Farrow",), 21: ()}
 
 
 def test_timeline_ages_event_years_and_the_dead_acting(example_workspace, tmp_path):

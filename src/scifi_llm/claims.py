@@ -53,7 +53,7 @@ _STOP_AFTER = frozenset(
     over under against toward towards behind beside across through around along like near past inside
     outside beneath below above between among within without upon onto into each a an the is are was
     were be been has have had it its their his her our more less fewer older younger times ago before
-    after later earlier since until years year old
+    after later earlier since until years year old she he they we you i me him them us
     """.split()
 )
 _APPROXIMATE = re.compile(
@@ -177,7 +177,11 @@ def _quantities(sentence: str, field: str) -> list[Claim]:
         key, end = _counted_thing(sentence, number_end)
         if field and (not key or key in _UNITS):
             key = _field_key(field, key)
-        if not key or _interval(sentence, match, key, end):
+        if (
+            not key
+            or _interval(sentence, match, key, end)
+            or (not field and _label(sentence, value, key, end))
+        ):
             continue
         if key in ("metre", "meter") and (centimetres := _centimetres(sentence, end)):
             value, end = value + centimetres[0] / 100, centimetres[1]  # "one metre forty"
@@ -187,6 +191,22 @@ def _quantities(sentence: str, field: str) -> list[Claim]:
         approximate = bool(_APPROXIMATE.search(sentence[: match.start()]))
         claims.append(Claim("quantity", key, value * factor, match.start(), end, approximate))
     return claims
+
+
+def _label(sentence: str, value: float, key: str, end: int) -> bool:
+    """True for a number that names rather than counts: "Bore 6", "the 7 lock", "Six control room" (more
+    than one of a thing is written in the plural)."""
+    if key in _UNITS or key.split()[0] in _UNITS or " per " in key or value == 1:
+        return False
+    if re.search(r"\d-[a-z]+$", sentence[:end]):  # "a 24-jar carousel" counts jars, in the singular
+        return False
+    last = re.findall(r"[A-Za-z][\w-]*", sentence[:end])[-1].lower()
+    return _singular(last) == last and last not in _SAME_IN_PLURAL
+
+
+_SAME_IN_PLURAL = frozenset(
+    "people crew staff sheep fish deer cattle craft aircraft folk kin personnel series species".split()
+)
 
 
 def _centimetres(sentence: str, end: int) -> tuple[float, int] | None:
@@ -219,6 +239,9 @@ def _counted_thing(sentence: str, position: int) -> tuple[str, int]:
         return "%", position + len(re.match(r"\s?(?:%|per ?cent)", rest, re.I).group())
     if re.match(r"\s?°\s?C\b", rest):
         return "°c", position + len(re.match(r"\s?°\s?C", rest).group())
+    compound = re.match(r"-([a-z]+)\b", rest)  # "a 24-jar carousel"
+    if compound and compound.group(1) not in _SMALL:
+        return _singular(compound.group(1)), position + compound.end()
     words: list[tuple[str, int]] = []
     for match in re.finditer(r"\s+([A-Za-z][\w-]*)", rest):
         if match.start() != (words[-1][1] - position if words else 0):

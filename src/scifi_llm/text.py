@@ -46,6 +46,20 @@ _ABBREVIATIONS = frozenset(
 )
 
 
+# Words that open sentences capitalised without being names ("Later", "Nobody", "Beneath").
+COMMON_OPENERS = frozenset(
+    """
+    after before beneath below above behind beyond between by during for from in inside into on onto
+    outside over since through under until when where while with without later then there here now
+    once yes no still even only just so but and or yet because although though if as at of to the a
+    an this that these those every each all some most many few both either neither his her their my
+    our your its it he she they we you i what who why how not nobody everyone everybody someone
+    somebody nothing something across along around against toward towards upstairs downstairs
+    outside tonight today tomorrow yesterday
+    """.split()
+)
+
+
 def words_in(text: str) -> list[str]:
     """The words of `text`, as written."""
     return WORD.findall(text)

@@ -17,7 +17,7 @@ from scifi_llm.lore import FactTable, Statement
 
 # Shared evidence (rare words, plus 2 for the same entity) that makes two sentences one statement. A look
 # names its thing ("door", "greatcoat"), which says much; a count of "days" or "marks" says little.
-SAME_STATEMENT = {"look": 3, "quantity": 4, "year": 3}
+SAME_STATEMENT = {"look": 3, "quantity": 3, "year": 3}
 SUPPORTS = 1  # a lore claim with the draft's value needs less: any shared rare word or entity will do
 _COMMON = 0.04  # a word in more than this share of the lore's statements says nothing about which one
 
@@ -49,15 +49,25 @@ def matches(sentence: DraftSentence, claim: Claim, table: FactTable, threshold: 
     found = []
     common = max(3, int(_COMMON * len(table.statements)))
     candidates = table.by_key.get((claim.kind, claim.key), [])
-    specific = (
-        1 if claim.kind != "year" and len(candidates) <= 2 else 0
-    )  # a measure the lore gives once or twice
+    if claim.kind == "quantity" and " " not in claim.key:  # "12 metres of her" and the lore's "18 m long"
+        candidates = candidates + _with_dimension(table, claim.key)
+    specific = int(claim.kind != "year" and len(candidates) <= 2)  # a measure or look given once or twice
     for lore_claim, statement in candidates:
         rare = {w for w in sentence.words & statement.words if table.document_frequency[w] <= common}
         evidence = len(rare) + _entity_evidence(sentence, statement) + specific
         if evidence >= threshold:
             found.append(Match(lore_claim, statement, evidence))
     return sorted(found, key=lambda match: -match.evidence)
+
+
+def _with_dimension(table: FactTable, unit: str) -> list:
+    """The lore's measures in `unit` with a dimension: "m long", "m deep" for "m"."""
+    return [
+        found
+        for (kind, key), claims in table.by_key.items()
+        if kind == "quantity" and key.startswith(unit + " ")
+        for found in claims
+    ]
 
 
 def _entity_evidence(sentence: DraftSentence, statement: Statement) -> int:
@@ -103,7 +113,7 @@ def _comparable(draft: Claim, lore: Claim) -> bool:
     return max(draft.value, lore.value) / min(draft.value, lore.value) <= _FAR_APART
 
 
-_FAR_APART = 20
+_FAR_APART = 12  # a changed number stays near the lore's: 9 tonnes for 900 kg, not 2 km for 40 km
 
 
 def _agree(draft: Claim, lore: Claim) -> bool:

@@ -14,7 +14,9 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from scifi_llm.claims import parse_number
 from scifi_llm.text import (
+    COMMON_OPENERS,
     is_proper_word,
     parse_front_matter,
     split_sentences,
@@ -118,12 +120,13 @@ class KnownNames:
         if squashed is not None:
             return (*self.by_fold[squashed], 0.95)
         words = fold.split()
-        if len(words) == 2 and words[0] in self.first_names and words[1] in self.surnames:
+        surname = len(words) == 2 and words[1] in self.surnames and parse_number(words[1]) is None
+        if surname and words[0] in self.first_names:  # not "Throat Two" for "Book Two"
             owner = self.surnames[words[1]][0]  # a known first name with another person's surname
             return (*self.by_fold[owner], 0.7)
         best, ratio = self._closest(fold)
         plural = _plural_pair(fold, best)
-        if ratio >= _CLOSE and len(fold) >= 5 and len(fold.split()) == len(best.split()) and not plural:
+        if ratio >= _CLOSE and len(fold) >= 5 and _word_by_word(fold, best) and not plural:
             return (*self.by_fold[best], round(ratio, 2))
         return None
 
@@ -170,20 +173,7 @@ def _opens_a_name(words: list[str], draft_case: dict, lore_case: dict) -> bool:
     a word never written in lower case, that is no common opener, before another capitalised word."""
     word = words[0].lower()
     never_lower = draft_case.get(word, (0, 0, 0))[2] == 0 and lore_case.get(word, (0, 0, 0))[2] == 0
-    return len(words) > 1 and never_lower and word not in _OPENERS and word.isalpha()
-
-
-_OPENERS = frozenset(
-    """
-    after before beneath below above behind beyond between by during for from in inside into on onto
-    outside over since through under until when where while with without later then there here now
-    once yes no still even only just so but and or yet because although though if as at of to the a
-    an this that these those every each all some most many few both either neither his her their my
-    our your its it he she they we you i what who why how not nobody everyone everybody someone
-    somebody nothing something across along around against toward towards upstairs downstairs
-    outside tonight today tomorrow yesterday
-    """.split()
-)
+    return len(words) > 1 and never_lower and word not in COMMON_OPENERS and word.isalpha()
 
 
 def _is_name_word(word: str, names: KnownNames, draft_case: dict, lore_case: dict) -> bool:
@@ -194,6 +184,18 @@ def _is_name_word(word: str, names: KnownNames, draft_case: dict, lore_case: dic
         or is_proper_word(word, lore_case)
         or _named_mid_sentence(word, draft_case)
     )
+
+
+def _word_by_word(first: str, second: str) -> bool:
+    """True when two names of as many words differ only by misspelt words: "Elena Vos" for "Elena Voss",
+    not "Throat Two" for "Book Two"."""
+    pairs = list(zip(first.split(), second.split(), strict=False))
+    if len(first.split()) != len(second.split()):
+        return False
+    return all(a == b or difflib.SequenceMatcher(None, a, b).ratio() >= _CLOSE_WORD for a, b in pairs)
+
+
+_CLOSE_WORD = 0.6  # "Vos" and "Voss" are one word misspelt; "Throat" and "Book" are two words
 
 
 def _plural_pair(first: str, second: str) -> bool:

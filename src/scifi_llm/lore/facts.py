@@ -18,7 +18,7 @@ from scifi_llm.errors import UserError
 from scifi_llm.lore.entities import Entity, EntityRegistry, NoteFacts
 from scifi_llm.lore.markdown import Document
 from scifi_llm.lore.store import FORMAT, LoreIndex
-from scifi_llm.text import WORD
+from scifi_llm.text import COMMON_OPENERS, WORD
 
 _TRIGGERS = re.compile(r"\b(?:born|died|dies|dead|killed|murdered|executed|drowned|vanished|disappeared|"
                        r"missing|aged?|\d+|[A-Z][a-z]+ [A-Z])")  # fmt: skip
@@ -27,7 +27,8 @@ _PRONOUN_OPENER = re.compile(r"^\W*(?:He|She|They)\b")
 _DEATH = re.compile(
     r"\b(?:(?P<died>died|dies|killed|murdered|executed|drowned|(?:among|of) the (?:\d+ )?dead|"
     r"is dead|was dead)"
-    r"|(?P<gone>vanished|disappeared|(?:went|gone|is|was|has been|have been) missing))\b",
+    r"|(?P<gone>vanished|disappeared|(?:went|gone|is|was|has been|have been) missing"
+    r"(?!\s+(?:a|an|the|his|her|their|its|one|two|three|four|five|several|some|\d)\b)))\b",
     re.IGNORECASE,
 )
 _FEMALE = frozenset(["she", "her", "hers", "herself"])
@@ -159,11 +160,13 @@ class FactTable:
         """Whom a text names: each entity by its own name, and other proper names the lore writes as they
         are written ("Abel Ferro", who has no note)."""
         lower = text.lower()
+        opener = WORD.search(text)
         entities = [
             (lower.find(m.matched.lower()), m.entity.name, m.matched)
             for m in self.registry.find(text)
             if not m.matched[:1].islower()  # a name is written with its capital: "the ledger" is no "Ledger"
-        ]
+            and not (opener and m.matched == opener.group() and m.matched.lower() in COMMON_OPENERS)
+        ]  # ...and a common word opening a sentence is no name: "Nobody made room" is not Saint Nobody
         covered = " ".join(matched.lower() for _, _, matched in entities)
         others = []
         for folded, name in self.registry.names_in(text).items():
