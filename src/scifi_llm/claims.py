@@ -249,7 +249,7 @@ def _counted_thing(sentence: str, position: int) -> tuple[str, int]:
         word = match.group(1)
         lower = word.lower()
         verb_like = lower.endswith(("ing", "ed")) and (words or lower.endswith("ing"))
-        if lower in _STOP_AFTER or word[0].isupper() or verb_like or len(words) == 3:
+        if lower in _STOP_AFTER or word[0].isupper() or verb_like or len(words) == 3 or lower in _SMALL:
             break
         words.append((lower, position + match.end()))
         if _singular(lower) in _UNITS:

@@ -19,6 +19,7 @@ from scifi_llm.lore import FactTable, Statement
 # names its thing ("door", "greatcoat"), which says much; a count of "days" or "marks" says little.
 SAME_STATEMENT = {"look": 3, "quantity": 3, "year": 3}
 SUPPORTS = 1  # a lore claim with the draft's value needs less: any shared rare word or entity will do
+_DURATIONS = frozenset(["s", "day"])  # hours, minutes, days, weeks: how long many things took
 _COMMON = 0.04  # a word in more than this share of the lore's statements says nothing about which one
 
 
@@ -81,7 +82,8 @@ def _compare(draft: Draft, sentence: DraftSentence, claim: Claim, table: FactTab
     found = [m for m in matches(sentence, claim, table, SUPPORTS) if _may_own(table, m.statement, owner)]
     if any(_agree(claim, match.claim) for match in found):
         return None
-    found = [m for m in found if m.evidence >= SAME_STATEMENT[claim.kind] and _comparable(claim, m.claim)]
+    needed = SAME_STATEMENT[claim.kind] + (claim.key in _DURATIONS)  # "eleven hours" of what? say more
+    found = [m for m in found if m.evidence >= needed and _comparable(claim, m.claim)]
     if not found:
         return None
     best = found[0]

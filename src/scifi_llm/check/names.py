@@ -121,8 +121,13 @@ class KnownNames:
             return (*self.by_fold[squashed], 0.95)
         words = fold.split()
         surname = len(words) == 2 and words[1] in self.surnames and parse_number(words[1]) is None
-        if surname and words[0] in self.first_names:  # not "Throat Two" for "Book Two"
-            owner = self.surnames[words[1]][0]  # a known first name with another person's surname
+        owners = (
+            [fold for fold in self.surnames.get(words[1], []) if fold.split()[0] != words[0]]
+            if surname
+            else []
+        )
+        if owners and words[0] in self.first_names:  # not "Throat Two" for "Book Two"
+            owner = owners[0]  # a known first name with another person's surname
             return (*self.by_fold[owner], 0.7)
         best, ratio = self._closest(fold)
         plural = _plural_pair(fold, best)

@@ -80,7 +80,20 @@ def read_draft(text: str, file: str, table: FactTable) -> Draft:
             )
             earlier.extend(name for name in named if name not in earlier)
         carried = resolved if not earlier else {g: n for g, n in resolved.items() if n in earlier}
-    return Draft(file, story_date(fields.get("story_date"), sentences), sentences)
+    date = story_date(fields.get("story_date"), sentences)
+    for sentence in sentences:
+        sentence.claims = [claim for claim in sentence.claims if not _clock_time(claim, sentence.text, date)]
+    return Draft(file, date, sentences)
+
+
+def _clock_time(claim: Claim, text: str, date: tuple[int, int, int]) -> bool:
+    """True for a log's 24-hour time read as a year: "14 February, 2100." in a chapter of February 2157
+    (the chapter's own month, the time after a comma), or "Dock Eleven, 1248." (centuries off)."""
+    year = claim.date[0]
+    if claim.kind != "year" or not date[0] or year == date[0] or year // 100 >= 24 or year % 100 >= 60:
+        return False
+    after_comma = text[claim.start : claim.end].rstrip().endswith(f", {year}")
+    return abs(year - date[0]) > 100 or (after_comma and claim.date[1] == date[1])
 
 
 def mentions(text: str, spellings: list[str]):
