@@ -168,7 +168,7 @@ def run_variant(
         "save_steps=100000",
         "sample_packing=false",
         "plugins=[]",
-        "attn_implementation=flash_attention_2" if cuda else "attn_implementation=sdpa",
+        f"attn_implementation={'flash_attention_2' if flash_attention() else 'sdpa'}",
         "test_datasets=[]",
         *extra,
     ]
@@ -200,6 +200,13 @@ def run_variant(
     if cuda:
         torch.cuda.empty_cache()
     return result
+
+
+def flash_attention() -> bool:
+    """True where flash-attn is installed on a CUDA machine (else the runs use PyTorch's SDPA)."""
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None
 
 
 def mfu(tokens_per_second: float, sequence_len: int) -> float | None:
