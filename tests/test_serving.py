@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from scifi_llm.serving import (
     transformers_command,
 )
 from scifi_llm.serving.engines import vllm_command
+from scifi_llm.serving.vllm_cli import VllmCli
 
 from conftest import free_port, write
 
@@ -36,6 +38,9 @@ LLAMA_31_8B = {  # the published config.json values of meta-llama/Llama-3.1-8B-I
 }
 RTX_5090 = Gpu(0, "NVIDIA GeForce RTX 5090", int(31.4 * GIB), 32 * GIB)
 H200 = Gpu(0, "NVIDIA H200", int(139 * GIB), 141 * GIB)
+FIXTURES = Path(__file__).parent / "fixtures" / "vllm"
+VLLM_0_10 = VllmCli("0.10.1", (FIXTURES / "serve-help-0.10.txt").read_text())
+VLLM_0_25 = VllmCli("0.25.0", (FIXTURES / "serve-help-0.25.txt").read_text())
 
 
 @pytest.fixture
@@ -64,17 +69,37 @@ def test_auto_context_fits_the_kv_cache_next_to_the_weights():
 
 
 def test_rtx_5090_profile(llama_folder):
-    command = vllm_command(ServeOptions(llama_folder, max_model_len="auto"), RTX_5090)
+    command = vllm_command(ServeOptions(llama_folder, max_model_len="auto"), RTX_5090, VLLM_0_25)
     argv = command.argv
-    assert command.env == {"VLLM_ATTENTION_BACKEND": "FLASHINFER"}
+    assert argv[argv.index("--attention-backend") + 1] == "FLASHINFER" and command.env == {}
     assert argv[argv.index("--max-num-seqs") + 1] == "9"
     assert int(argv[argv.index("--max-model-len") + 1]) <= 100_000
     assert any("max-model-len" in note and "KiB per token" in note for note in command.notes)
     capped = vllm_command(ServeOptions(llama_folder, max_model_len=128_000, max_num_seqs=16), RTX_5090)
     assert capped.argv[capped.argv.index("--max-model-len") + 1] == "100000"
     assert capped.argv[capped.argv.index("--max-num-seqs") + 1] == "16"
-    plain = vllm_command(ServeOptions(llama_folder, max_model_len=8192), H200)
-    assert plain.env == {} and "--max-num-seqs" not in plain.argv
+    plain = vllm_command(ServeOptions(llama_folder, max_model_len=8192), H200, VLLM_0_25)
+    assert plain.env == {} and "--max-num-seqs" not in plain.argv and "--attention-backend" not in plain.argv
+
+
+@pytest.mark.parametrize(
+    ("cli", "argv", "env", "why"),
+    [
+        (VLLM_0_25, ["--attention-backend", "FLASHINFER"], {}, "vLLM 0.25.0 lists --attention-backend"),
+        (VLLM_0_10, [], {"VLLM_ATTENTION_BACKEND": "FLASHINFER"}, "vLLM 0.10.1 has no --attention-backend"),
+        (VllmCli(None, None), ["--attention-backend", "FLASHINFER"], {}, "vLLM is not installed here"),
+    ],
+)
+def test_the_attention_backend_takes_the_form_the_installed_vllm_accepts(llama_folder, cli, argv, env, why):
+    command = vllm_command(ServeOptions(llama_folder, max_model_len=8192), RTX_5090, cli)
+    given = [arg for arg in command.argv if arg in ("--attention-backend", "FLASHINFER")]
+    assert given == argv and command.env == env
+    assert any(note.startswith("attention backend:") and why in note for note in command.notes)
+
+
+def test_gpu_memory_utilization_reaches_the_command(llama_folder):
+    command = vllm_command(ServeOptions(llama_folder, gpu_memory_utilization=0.72), H200, VLLM_0_25)
+    assert command.argv[command.argv.index("--gpu-memory-utilization") + 1] == "0.72"
 
 
 def test_lora_adapters_are_checked_and_ranked(tmp_path, llama_folder):

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from scifi_llm.lore import DEFAULT_MODEL, MINILM
+from scifi_llm.serving import attention_backend, installed_vllm
 
 _MIN_FREE_DISK_GB = 20
 
@@ -70,7 +71,7 @@ def check_engines() -> list[Check]:
     vllm = _version("vllm")
     transformers = _version("transformers")
     serving_extras = all(importlib.util.find_spec(name) for name in ("fastapi", "uvicorn"))
-    return [
+    checks = [
         Check(
             "serve",
             "vllm",
@@ -86,6 +87,10 @@ def check_engines() -> list[Check]:
             "" if transformers and serving_extras else "pip install 'transformers[serving]'",
         ),
     ]
+    if vllm:  # how a GPU profile's attention backend (FlashInfer on an RTX 5090) will be handed over
+        form = attention_backend("FLASHINFER", installed_vllm())
+        checks.append(Check("serve", "vllm attention backend", True, form.reason))
+    return checks
 
 
 def check_training() -> list[Check]:

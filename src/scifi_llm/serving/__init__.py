@@ -28,5 +28,6 @@ __all__, __getattr__ = lazy_exports(
         ],
         "monitor": ["EngineSnapshot", "engine_snapshot", "engine_view", "proxy_snapshot"],
         "process": ["death_reason"],
+        "vllm_cli": ["VllmCli", "attention_backend", "installed_vllm"],
     },
 )

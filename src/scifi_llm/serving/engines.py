@@ -15,6 +15,7 @@ from typing import Literal
 from scifi_llm.config import server_url
 from scifi_llm.errors import UserError
 from scifi_llm.serving.gpu import Gpu, GpuProfile, ModelShape, auto_context, load_model_config, profile_for
+from scifi_llm.serving.vllm_cli import VllmCli, attention_backend, installed_vllm
 
 Engine = Literal["auto", "vllm", "transformers"]
 # vLLM's --max-lora-rank accepts these values only.
@@ -112,8 +113,9 @@ def vllm_lora_rank(adapters: tuple[LoraAdapter, ...]) -> int:
     raise UserError(f"LoRA rank {needed} is above vLLM's largest, {VLLM_LORA_RANKS[-1]}")
 
 
-def vllm_command(options: ServeOptions, gpu: Gpu | None) -> EngineCommand:
-    """`vllm serve` with the GPU's profile applied and, on request, the context sized to free memory."""
+def vllm_command(options: ServeOptions, gpu: Gpu | None, cli: VllmCli | None = None) -> EngineCommand:
+    """`vllm serve` with the GPU's profile applied and, on request, the context sized to free memory;
+    settings take the form the installed vLLM (`cli`, asked when not given) accepts."""
     profile = profile_for(gpu.name if gpu else None)
     notes: list[str] = [f"GPU profile {profile.name}" if profile else "no GPU profile applies"]
     argv = [_executable("vllm"), "serve", options.model, "--host", options.host, "--port", str(options.port)]
@@ -140,8 +142,13 @@ def vllm_command(options: ServeOptions, gpu: Gpu | None) -> EngineCommand:
             "--lora-modules",
             *modules,
         ]
+    env = {}
+    if profile and profile.attention_backend:
+        form = attention_backend(profile.attention_backend, cli or installed_vllm())
+        argv += list(form.argv)
+        env |= form.env
+        notes.append(f"attention backend: {form.reason}")
     argv += list(options.extra_args)
-    env = dict(profile.env) if profile else {}
     return _command("vllm", argv, env, options, notes)
 
 

@@ -6,7 +6,7 @@ head, so it costs layers x KV heads x head dim x 2 x bytes per element. Llama-3.
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from scifi_llm.errors import UserError
@@ -27,22 +27,19 @@ _RUNTIME_OVERHEAD_BYTES = 2 * 2**30
 
 @dataclass(frozen=True)
 class GpuProfile:
-    """What a known card needs from vLLM: environment, a floor on max-num-seqs, a ceiling on context."""
+    """What a known card needs from vLLM: an attention backend, a floor on max-num-seqs, a ceiling on
+    context."""
 
     name: str
     match: str
-    env: dict[str, str] = field(default_factory=dict)
+    attention_backend: str | None = None
     min_num_seqs: int = 1
     max_context: int | None = None
 
 
 # From the writer's old plan: on the RTX 5090, vLLM needs FlashInfer, at least 9 sequences for warm-up,
 # and context tops out at 100k tokens.
-PROFILES = (
-    GpuProfile(
-        "rtx5090", "5090", {"VLLM_ATTENTION_BACKEND": "FLASHINFER"}, min_num_seqs=9, max_context=100_000
-    ),
-)
+PROFILES = (GpuProfile("rtx5090", "5090", "FLASHINFER", min_num_seqs=9, max_context=100_000),)
 
 
 @dataclass(frozen=True)
