@@ -41,3 +41,30 @@ def test_bench_context_writes_its_results(cli, workspace, engine, tiny_llama):
         "environment.json",
         "summary.md",
     ]
+
+
+def test_server_settings_start_the_server_at_each_maximum_and_sweep_it(
+    cli, workspace, tiny_llama, monkeypatch
+):
+    from conftest import free_port
+
+    monkeypatch.setenv("SCIFI_LLM_MODEL__NAME", str(tiny_llama))
+    monkeypatch.setenv("SCIFI_LLM_SERVE__ENGINE", "transformers")
+    monkeypatch.setenv("SCIFI_LLM_SERVE__PORT", str(free_port()))
+    monkeypatch.setenv("SCIFI_LLM_SERVE__STARTUP_TIMEOUT", "180")
+    args = [
+        "bench",
+        "context",
+        "--server-settings",
+        "200,400",
+        "--lengths",
+        "64,128,256",
+        "--output-tokens",
+        "8",
+    ]
+    result = cli(*args, "--tokenizer", str(tiny_llama), "--json", workspace=workspace)
+    assert result.exit_code == 0, result.stderr
+    runs = json.loads(result.stdout)["server_settings"]
+    assert [run["server_max_model_len"] for run in runs] == [200, 400]
+    assert [[row["target_tokens"] for row in run["rows"]] for run in runs] == [[64, 128], [64, 128, 256]]
+    assert cli("status", "--json", workspace=workspace).stdout.count('"running"') == 0  # each one stopped

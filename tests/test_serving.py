@@ -58,7 +58,7 @@ def test_kv_cache_arithmetic_for_llama_31_8b():
 
 def test_auto_context_fits_the_kv_cache_next_to_the_weights():
     shape = ModelShape.from_config(LLAMA_31_8B)
-    choice = auto_context(shape, RTX_5090.free_bytes, 0.9, cap=100_000)
+    choice = auto_context(shape, RTX_5090.free_bytes, 0.9, caps={"GPU profile": 100_000})
     budget = int(RTX_5090.free_bytes * 0.9) - shape.weight_bytes() - 2 * GIB
     assert choice.tokens == budget // (128 * 1024) // 1024 * 1024
     assert 64_000 < choice.tokens < 100_000
@@ -95,6 +95,14 @@ def test_the_attention_backend_takes_the_form_the_installed_vllm_accepts(llama_f
     given = [arg for arg in command.argv if arg in ("--attention-backend", "FLASHINFER")]
     assert given == argv and command.env == env
     assert any(note.startswith("attention backend:") and why in note for note in command.notes)
+
+
+def test_auto_context_stops_at_the_setting_the_old_plan_chose(llama_folder):
+    command = vllm_command(ServeOptions(llama_folder, max_model_len="auto"), H200, VLLM_0_25)
+    assert command.argv[command.argv.index("--max-model-len") + 1] == "65536"
+    assert any("limited by the setting serve.auto_max_model_len" in note for note in command.notes)
+    uncapped = vllm_command(ServeOptions(llama_folder, max_model_len="auto", auto_cap=None), H200, VLLM_0_25)
+    assert uncapped.argv[uncapped.argv.index("--max-model-len") + 1] == "131072"
 
 
 def test_gpu_memory_utilization_reaches_the_command(llama_folder):

@@ -79,6 +79,8 @@ class ServeSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_model_len: int | Literal["auto"] = "auto"
+    # `auto` fills free memory up to this: the old plan measured 32k fastest, 64k balanced, 100k slow
+    auto_max_model_len: int = Field(65536, ge=1024)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     startup_timeout: int = Field(900, ge=1)
 
@@ -241,6 +243,9 @@ host = "127.0.0.1"
 port = 8000
 # vLLM context length in tokens, or "auto" to size it from free GPU memory (KV-cache arithmetic).
 max_model_len = "auto"
+# The most "auto" chooses: the old plan found 32k fastest, 64k balanced, 100k slow (measure yours with
+# `scifi-llm bench context --server-settings 32768,65536,100000`).
+auto_max_model_len = 65536
 # Share of GPU memory vLLM may take for weights and KV cache.
 gpu_memory_utilization = 0.9
 # Seconds `serve` waits for the server to answer before giving up (large models load slowly).

@@ -120,6 +120,59 @@ def throughput_command(
     console.print(f"results: {escape(str(folder))}")
 
 
+def _server_settings_sweep(
+    workspace, settings: tuple[int, ...], targets, output_tokens: int, counter, json_output: bool
+) -> None:
+    """The context sweep once per server --max-model-len, the server started and stopped for each."""
+    from scifi_llm.bench import context_sweep, save_result
+    from scifi_llm.cli.serve import start_engine
+    from scifi_llm.serving import ServeOptions, build_command, detect_gpus, process
+
+    serve = workspace.settings.serve
+    process.refuse_if_running(workspace.state_dir)
+    runs = []
+    for max_len in settings:
+        options = ServeOptions(
+            model=workspace.settings.model.name, engine=serve.engine, host=serve.host, port=serve.port,
+            max_model_len=max_len, gpu_memory_utilization=serve.gpu_memory_utilization,
+        )  # fmt: skip
+        command = build_command(options, detect_gpus())
+        start_engine(workspace, options, command)
+        try:
+            with console.status(f"measuring at --max-model-len {max_len}", spinner="dots"):
+                runs.append(
+                    {
+                        "server_max_model_len": max_len,
+                        **context_sweep(
+                            command.base_url, targets, max_len, output_tokens, count_tokens=counter
+                        ),
+                    }
+                )
+        finally:
+            process.stop(workspace.state_dir)
+    result = {"server_settings": runs}
+    folder = save_result(workspace.root / "results", "context", result, {"server_settings": list(settings)})
+    if json_output:
+        print_json(result | {"folder": str(folder)})
+        return
+    table = folding_table(
+        "server max-model-len",
+        "prompt tokens",
+        "TTFT ms",
+        "decode tok/s",
+        "failed",
+        title="context scaling by server setting (medians)",
+    )
+    for run in runs:
+        for row in run["rows"]:
+            table.add_row(
+                str(run["server_max_model_len"]),
+                *(str(row[key]) for key in ("prompt_tokens", "median_ttft_ms", "decode_tok_s", "failed")),
+            )
+    console.print(table)
+    console.print(f"results: {escape(str(folder))}")
+
+
 @app.command("context")
 def context_command(
     ctx: typer.Context,
@@ -132,6 +185,15 @@ def context_command(
     ] = None,
     output_tokens: Annotated[int, typer.Option(min=2, help="Tokens asked at each length.")] = 64,
     tokenizer: Annotated[str | None, typer.Option(help="Local tokenizer for exact prompt lengths.")] = None,
+    server_settings: Annotated[
+        str | None,
+        typer.Option(
+            "--server-settings",
+            help="Start the model server (`[model]` of scifi-llm.toml, `[serve]` settings) at each of these "
+            "--max-model-len values in turn, e.g. 32768,65536,100000, and sweep each: what a longer "
+            "context costs on your card. Stops the server after each.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Time to first token and decode speed from short prompts up to the model's maximum context.
@@ -144,6 +206,16 @@ def context_command(
     workspace = ctx.obj.open_workspace()
     url = base_url or workspace.settings.proxy.upstream
     counter = _token_counter(workspace, tokenizer)
+    if server_settings:
+        _server_settings_sweep(
+            workspace,
+            _levels(server_settings, "--server-settings"),
+            targets,
+            output_tokens,
+            counter,
+            json_output,
+        )
+        return
     with console.status("measuring", spinner="dots"):
         result = context_sweep(url, targets, max_model_len, output_tokens, count_tokens=counter)
     settings = {"lengths": lengths, "output_tokens": output_tokens, "url": url}

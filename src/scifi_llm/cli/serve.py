@@ -3,7 +3,7 @@
 import shlex
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -20,6 +20,9 @@ from scifi_llm.serving import (
     process,
     read_lora,
 )
+
+if TYPE_CHECKING:
+    from scifi_llm.config import Workspace
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (JSON).")]
 
@@ -79,6 +82,7 @@ def serve(
         host=settings.host,
         port=port or settings.port,
         max_model_len=_max_model_len(max_model_len, settings.max_model_len),
+        auto_cap=settings.auto_max_model_len,
         max_num_seqs=max_num_seqs,
         gpu_memory_utilization=gpu_memory_utilization or settings.gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype,
@@ -90,16 +94,7 @@ def serve(
     if dry_run:
         _show_command(command, json_output)
         return
-    if locate(options.model, workspace.root)[1] == "hub cache":  # here already: the engine need not ask
-        command.env.setdefault("HF_HUB_OFFLINE", "1")
-    require(options.model, "serve", workspace.root)
-    record = process.start(command, options.model, options.port, workspace.state_dir, to_terminal=foreground)
-    with err_console.status(f"starting {command.engine} with {escape(options.model)}...") as spinner:
-        process.wait_until_healthy(
-            record,
-            settings.startup_timeout,
-            lambda waited: spinner.update(f"starting {command.engine}: {waited:.0f} s"),
-        )
+    record = start_engine(workspace, options, command, foreground)
     if json_output:
         print_json(process.status(workspace.state_dir).to_dict())
     else:
@@ -109,6 +104,23 @@ def serve(
         )
     if foreground:
         _stay_attached(workspace.state_dir, record)
+
+
+def start_engine(
+    workspace: "Workspace", options: ServeOptions, command: EngineCommand, to_terminal: bool = False
+) -> process.ServerRecord:
+    """Start the engine `command` runs for `options` and wait until it answers (a spinner meanwhile)."""
+    if locate(options.model, workspace.root)[1] == "hub cache":  # here already: the engine need not ask
+        command.env.setdefault("HF_HUB_OFFLINE", "1")
+    require(options.model, "serve", workspace.root)
+    record = process.start(command, options.model, options.port, workspace.state_dir, to_terminal=to_terminal)
+    with err_console.status(f"starting {command.engine} with {escape(options.model)}...") as spinner:
+        process.wait_until_healthy(
+            record,
+            workspace.settings.serve.startup_timeout,
+            lambda waited: spinner.update(f"starting {command.engine}: {waited:.0f} s"),
+        )
+    return record
 
 
 def _show_command(command: EngineCommand, json_output: bool) -> None:

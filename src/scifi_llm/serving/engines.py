@@ -40,6 +40,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     max_model_len: int | Literal["auto"] | None = None
+    auto_cap: int | None = 65536  # the most `auto` chooses (ServeSettings.auto_max_model_len)
     max_num_seqs: int | None = None
     gpu_memory_utilization: float = 0.9
     kv_cache_dtype: str = "auto"
@@ -161,8 +162,9 @@ def _max_model_len(
             raise UserError("--max-model-len auto needs a CUDA GPU to measure; give a number instead")
         shape = ModelShape.from_config(load_model_config(options.model))
         per_gpu_free = gpu.free_bytes * options.tensor_parallel_size
+        caps = {"GPU profile": cap, "setting serve.auto_max_model_len": options.auto_cap}
         choice = auto_context(
-            shape, per_gpu_free, options.gpu_memory_utilization, options.kv_cache_dtype, cap
+            shape, per_gpu_free, options.gpu_memory_utilization, options.kv_cache_dtype, caps
         )
         notes.append(f"max-model-len {choice.tokens}: {choice.reason}")
         return choice.tokens

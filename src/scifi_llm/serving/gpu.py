@@ -147,9 +147,10 @@ def auto_context(
     free_bytes: int,
     gpu_memory_utilization: float,
     kv_cache_dtype: str = "auto",
-    cap: int | None = None,
+    caps: dict[str, int | None] | None = None,
 ) -> ContextChoice:
-    """The longest context (a multiple of 1,024) whose KV cache fits next to the weights."""
+    """The longest context (a multiple of 1,024) whose KV cache fits next to the weights, within the
+    model's own limit and `caps` (each named for the reason shown: "GPU profile": 100_000)."""
     budget = int(free_bytes * gpu_memory_utilization) - shape.weight_bytes() - _RUNTIME_OVERHEAD_BYTES
     per_token = shape.kv_bytes_per_token(kv_cache_dtype)
     if budget < per_token * 1024:
@@ -159,8 +160,7 @@ def auto_context(
         )
     fits = budget // per_token // 1024 * 1024
     limits = {"KV cache": fits, "model": shape.max_positions}
-    if cap:
-        limits["GPU profile"] = cap
+    limits |= {name: value for name, value in (caps or {}).items() if value}
     chosen_by = min(limits, key=limits.get)
     tokens = limits[chosen_by]
     gib = 2**30
