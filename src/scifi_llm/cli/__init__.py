@@ -78,7 +78,7 @@ def root(
     ctx.obj = CliState(workspace)
 
 
-from scifi_llm.cli import bench, check, lore, models, monitor, proxy, serve, tune, workspace  # noqa: E402
+from scifi_llm.cli import bench, check, history, lore, models, monitor, proxy, serve, tune, workspace  # noqa: E402
 
 workspace.register(app)
 serve.register(app)
@@ -89,6 +89,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(lore.app, name="lore")
 app.add_typer(tune.app, name="tune")
 app.add_typer(bench.app, name="bench")
+app.add_typer(history.app, name="history")
 
 
 def main() -> None:

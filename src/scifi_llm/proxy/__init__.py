@@ -10,6 +10,6 @@ __all__, __getattr__ = lazy_exports(
         "upstreams": ["Timeouts"],
         "guard": ["is_exposed"],
         "augment": ["LORE_HEADER", "lore_message"],
-        "history": ["History"],
+        "history": ["History", "Query"],
     },
 )

@@ -173,6 +173,7 @@ class ProxyState:
                 await _pause(large)
             record.added_ms = round((time.perf_counter() - started) * 1000, 2)
             stream, model = bool(body.get("stream")), body.get("model")
+            record.model = str(model or "")
             await self.engines.chat(payload, stream, reply, record, _lore_headers(record), model)
         except BadRequest as exc:
             record.status = exc.status
@@ -274,6 +275,7 @@ class ProxyState:
                 record.upstream_ttft_ms,
                 record.status,
                 record.lore,
+                record.model,
             )
 
     def given(self, request_id: str) -> dict | None:
@@ -304,7 +306,9 @@ class ProxyState:
         """Totals, recent requests and latency percentiles."""
         recent = [record.__dict__ for record in reversed(self.metrics.recent)][:20]
         return {
-            "total_queries": self.metrics.total,
+            "total_queries": self.history.count() if self.history else self.metrics.total,
+            "since_start": self.metrics.total,
+            "totals": self.history.totals() if self.history else None,
             "recent_queries": recent,
             "chunks_available": self.lore.chunks(self.settings.collection),
             "collection": self.settings.collection,

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 MIGRATIONS = (
@@ -23,7 +24,10 @@ MIGRATIONS = (
         lore TEXT NOT NULL
     )""",
     "CREATE INDEX requests_time ON requests(time)",
+    "ALTER TABLE requests ADD COLUMN model TEXT NOT NULL DEFAULT ''",
 )
+_COLUMNS = "id, time, query, sources, retrieval_ms, ttft_ms, status, lore, model"
+_KEYS = ("id", "time", "query", "sources", "retrieval_ms", "upstream_ttft_ms", "status", "lore", "model")
 
 
 class History:
@@ -47,13 +51,14 @@ class History:
         ttft_ms: float | None,
         status: int,
         lore: str,
+        model: str = "",
     ) -> None:
         """Record one request; every 1,000th write trims rows beyond the retention limit."""
         with self._lock:
             cursor = self._db.execute(
-                "INSERT INTO requests (time, query, sources, retrieval_ms, ttft_ms, status, lore) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (time.time(), query, json.dumps(sources), retrieval_ms, ttft_ms, status, lore),
+                "INSERT INTO requests (time, query, sources, retrieval_ms, ttft_ms, status, lore, model) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), query, json.dumps(sources), retrieval_ms, ttft_ms, status, lore, model),
             )
             if cursor.lastrowid % 1000 == 0:
                 self._db.execute("DELETE FROM requests WHERE id <= ?", (cursor.lastrowid - self.limit,))
@@ -61,15 +66,42 @@ class History:
     def recent(self, count: int = 20, containing: str = "") -> list[dict]:
         """The newest requests, newest first; with `containing`, only those whose query or lore sources
         hold that text (any case)."""
-        pattern = "%" + containing.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return self.search(Query(text=containing, limit=count))
+
+    def search(self, query: "Query") -> list[dict]:
+        """The requests `query` selects, newest first."""
+        where, values = query.where()
         with self._lock:
             rows = self._db.execute(
-                "SELECT time, query, sources, retrieval_ms, ttft_ms, status, lore FROM requests "
-                "WHERE query LIKE ?1 ESCAPE '\\' OR sources LIKE ?1 ESCAPE '\\' ORDER BY id DESC LIMIT ?2",
-                (pattern, count),
+                f"SELECT {_COLUMNS} FROM requests WHERE {where} ORDER BY id DESC LIMIT ?",
+                (*values, query.limit),
             ).fetchall()
-        keys = ("time", "query", "sources", "retrieval_ms", "upstream_ttft_ms", "status", "lore")
-        return [dict(zip(keys, row, strict=True)) | {"sources": json.loads(row[2])} for row in rows]
+        return [_row(row) for row in rows]
+
+    def get(self, request_id: int) -> dict | None:
+        """One request by its number, or None."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return _row(row) if row else None
+
+    def totals(self) -> dict:
+        """Counts over the whole history, which survives restarts: requests, failures, lore use, the
+        first and last time, and requests per model."""
+        with self._lock:
+            count, failed, with_lore, first, last = self._db.execute(
+                "SELECT COUNT(*), SUM(status >= 400), SUM(lore = 'used'), MIN(time), MAX(time) FROM requests"
+            ).fetchone()
+            models = self._db.execute(
+                "SELECT model, COUNT(*) FROM requests GROUP BY model ORDER BY COUNT(*) DESC"
+            ).fetchall()
+        return {
+            "requests": count,
+            "failed": failed or 0,
+            "with_lore": with_lore or 0,
+            "first": first,
+            "last": last,
+            "by_model": {model or "(not recorded)": number for model, number in models},
+        }
 
     def count(self) -> int:
         """Requests recorded (within the retention limit)."""
@@ -79,6 +111,49 @@ class History:
     def close(self) -> None:
         """Close the database."""
         self._db.close()
+
+
+@dataclass(frozen=True)
+class Query:
+    """Which requests to list: words of the request or of a note's name (`text`, any case, taken
+    literally), a time range (Unix seconds), the model, and how many at most."""
+
+    text: str = ""
+    since: float | None = None
+    until: float | None = None
+    model: str = ""
+    source: str = ""
+    limit: int = 20
+
+    def where(self) -> tuple[str, list]:
+        """The SQL condition and its values."""
+        clauses, values = [], []
+        if self.text:
+            clauses.append("(query LIKE ? ESCAPE '\\' OR sources LIKE ? ESCAPE '\\')")
+            values += [_like(self.text)] * 2
+        if self.source:
+            clauses.append("sources LIKE ? ESCAPE '\\'")
+            values.append(_like(self.source))
+        if self.model:
+            clauses.append("model = ?")
+            values.append(self.model)
+        if self.since is not None:
+            clauses.append("time >= ?")
+            values.append(self.since)
+        if self.until is not None:
+            clauses.append("time < ?")
+            values.append(self.until)
+        return " AND ".join(clauses) or "1", values
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern that finds `text` anywhere, its % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _row(row: tuple) -> dict:
+    values = dict(zip(_KEYS, row, strict=True))
+    return values | {"sources": json.loads(values["sources"])}
 
 
 def _private(path: Path) -> None:

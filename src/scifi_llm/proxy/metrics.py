@@ -23,6 +23,7 @@ class RequestRecord:
     status: int = 200
     lore: str = "used"  # used, none found, disabled, failed, timed out
     carried_tokens: int = 0  # lore from earlier turns kept in place (placement "conversation")
+    model: str = ""  # the model the request asked for (or the engine's first)
     time: float = field(default_factory=time.time)
 
 
