@@ -62,6 +62,8 @@ def test_doctor_reports_each_part_with_fixes(cli, tmp_path):
         "port 8000",
     } <= set(checks)
     assert checks["embedding model minilm"]["ok"] is True and checks["trl + peft"]["ok"] is True
+    assert checks["sample packing"]["detail"].startswith("off: batches are padded")  # no CUDA GPU here
+    assert checks["Liger kernels"]["detail"] == "off (needs a CUDA GPU)"
     result = cli("--workspace", str(tmp_path), "doctor")  # the table shows fixes with brackets intact
     assert "scifi-llm[gpu]" in result.stdout or checks["vllm"]["ok"]
     assert "…" not in result.stdout  # at 80 columns long names wrap, never cut

@@ -113,9 +113,42 @@ def check_training() -> list[Check]:
             "" if stack["bitsandbytes"] else "pip install 'scifi-llm[gpu]' on a CUDA machine",
         ),
     ]
+    checks += _training_speedups()
     if stack["axolotl"]:
         checks.append(Check("tune", "axolotl", True, stack["axolotl"]))
     return checks
+
+
+def _training_speedups() -> list[Check]:
+    """Which packing path a run takes (the shipped configs ask for packing and Liger kernels), and why."""
+    cuda = _cuda_available()
+    flash, liger = _version("flash-attn") or _version("flash_attn"), _version("liger-kernel")
+    if cuda and flash:
+        packing = f"on: flash-attn {flash} packs sequences without padding"
+    elif cuda:
+        packing = "off: batches are padded (flash-attn is not installed; it packs the shipped configs' data)"
+    else:
+        packing = "off: batches are padded (packing needs flash-attn on a CUDA GPU)"
+    kernels = (
+        f"on: liger-kernel {liger}" if cuda and liger else "off" + ("" if cuda else " (needs a CUDA GPU)")
+    )
+    fix = (
+        ""
+        if not cuda or (flash and liger)
+        else "pip install 'scifi-llm[train-gpu]'; flash-attn: a wheel for your torch and CUDA"
+    )
+    return [
+        Check("tune", "sample packing", True, packing, fix if not flash else ""),
+        Check("tune", "Liger kernels", True, kernels, fix if not liger else ""),
+    ]
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
 
 
 def check_embeddings() -> list[Check]:
