@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 from transformers import AutoTokenizer
@@ -173,3 +174,34 @@ def test_impossible_bounds_are_refused_and_nothing_is_overwritten(tmp_path, tiny
     with pytest.raises(UserError, match="no passage reached --min-tokens"):
         prepare_data(options(tmp_path, tiny_llama, min_tokens=5000, max_tokens=6000, sequence_len=8192))
     assert (tmp_path / "out" / "training.jsonl").read_bytes() == before
+
+
+def test_a_near_duplicate_draft_is_trained_once_from_the_newer_file(tmp_path, tiny_llama, writing):
+    import os
+
+    from scifi_llm.tune.near_duplicates import near_duplicates
+
+    original = (writing / "cold_hands.md").read_text()
+    edited = original.replace("the", "that", 3).replace(".", "!", 2)  # a few words changed: a second draft
+    write(writing / "cold_hands_v2.md", edited)
+    os.utime(writing / "cold_hands.md", (1_000_000, 1_000_000))  # the first draft is the older file
+    report = prepare_data(options(tmp_path, tiny_llama, keep_short=True))
+    assert report.near_duplicates and {entry["file"] for entry in report.near_duplicates} == {"cold_hands.md"}
+    assert {entry["kept_from"] for entry in report.near_duplicates} == {"cold_hands_v2.md"}
+    assert all(entry["similarity"] >= 0.8 for entry in report.near_duplicates)
+    texts = " ".join(e["messages"][2]["content"] for e in examples(tmp_path / "out"))
+    first_words = " ".join(original.split("\n\n")[1].split()[:8])  # text only the older draft has...
+    assert first_words not in texts or first_words in edited  # ...is gone, unless the new draft kept it
+    shutil.copytree(writing, tmp_path / "newer-only")
+    (tmp_path / "newer-only" / "cold_hands.md").unlink()
+    newer = options(tmp_path, tiny_llama, keep_short=True, input_dir=tmp_path / "newer-only")
+    alone = prepare_data(replace(newer, output_dir=tmp_path / "alone"))
+    both = report.train_examples + report.validation_examples
+    assert both == alone.train_examples + alone.validation_examples  # the older draft added nothing
+    # passages that only share stock phrases are not copies; a passage cut shorter still is one
+    assert (
+        near_duplicates(["the sea was grey and cold and wide", "the ship was late again"], [(0,), (1,)]) == []
+    )
+    long = " ".join(f"word{i}" for i in range(200))
+    (copy,) = near_duplicates([long, " ".join(long.split()[:150])], [(2, "b"), (1, "a")])
+    assert (copy.dropped, copy.kept) == (1, 0)

@@ -87,6 +87,9 @@ def _print(report: "PrepareReport", output: Path) -> None:
         console.print(escape(f"  skipped {entry['file']}: {entry['reason']}"))
     for entry in report.duplicates:
         console.print(escape(f"  duplicate {entry['file']}: same as {entry['same_as']}, read once"))
+    for entry in report.near_duplicates:
+        same = f"{entry['similarity']:.0%} the same as {entry['kept_from']}, the newer draft, kept"
+        console.print(escape(f'  near duplicate in {entry["file"]} ({same}): "{entry["begins"]}..."'))
     for entry in report.dropped:
         console.print(escape(f"  dropped from {entry['file']}: {entry['reason']}"))
     for message in report.warnings:

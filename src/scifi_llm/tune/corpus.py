@@ -45,6 +45,7 @@ class Manuscript:
 
     source: str
     scenes: list[list[str]]
+    modified: float = 0.0  # the file's modification time: of two near-duplicate drafts, the newer stays
 
     @cached_property
     def paragraphs(self) -> list[list[Sentence]]:
@@ -99,7 +100,7 @@ def read_writing(
             report.skipped.append((source, "no prose left after removing notes"))
             continue
         report.files_read += 1
-        manuscripts.append(Manuscript(source, scenes))
+        manuscripts.append(Manuscript(source, scenes, path.stat().st_mtime))
     return manuscripts, report
 
 

@@ -22,6 +22,7 @@ from scifi_llm.tokens import TokenCounter, load_tokenizer
 from scifi_llm.tune.author_profile import profile
 from scifi_llm.tune.chunk import ChunkReport, Passage, pack_all
 from scifi_llm.tune.corpus import ReadReport, read_writing
+from scifi_llm.tune.near_duplicates import near_duplicates
 from scifi_llm.tune.prompts import HeuristicPrompts, llm_requests, request_key
 
 # Room kept for the system prompt, a writing request and the chat template around them.
@@ -54,6 +55,7 @@ class PrepareReport:
     decoded_with_fallback: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     duplicates: list = field(default_factory=list)
+    near_duplicates: list = field(default_factory=list)  # passages dropped as copies of a newer draft's
     note_lines_removed: int = 0
     dropped: list = field(default_factory=list)
     train_examples: int = 0
@@ -138,6 +140,7 @@ def _place(
     chunk_report = ChunkReport()
     minimum = options.min_tokens if not options.keep_short else 1
     packed = pack_all(manuscripts, counter, minimum, report.max_tokens_used, chunk_report)
+    packed = _without_near_duplicates(manuscripts, packed, report)
     groups = [
         (manuscript.source, group)
         for manuscript, passages in zip(manuscripts, packed, strict=True)
@@ -156,6 +159,22 @@ def _place(
         for source, tokens in chunk_report.short_passages
     ]
     return placed
+
+
+def _without_near_duplicates(manuscripts: list, packed: list[list[Passage]], report: PrepareReport) -> list:
+    """The passages, each near duplicate of another dropped (the newer file's copy stays) and reported."""
+    owners = [(manuscript, passage) for manuscript, passages in zip(manuscripts, packed, strict=True)
+              for passage in passages]  # fmt: skip
+    ranks = [(manuscript.modified, manuscript.source) for manuscript, _ in owners]
+    copies = near_duplicates([passage.text for _, passage in owners], ranks)
+    for copy in copies:
+        dropped, kept = owners[copy.dropped], owners[copy.kept]
+        report.near_duplicates.append(
+            {"file": dropped[0].source, "kept_from": kept[0].source, "similarity": copy.similarity,
+             "begins": " ".join(dropped[1].text.split()[:12])}
+        )  # fmt: skip
+    gone = {id(owners[copy.dropped][1]) for copy in copies}
+    return [[passage for passage in passages if id(passage) not in gone] for passages in packed]
 
 
 def _requests(
