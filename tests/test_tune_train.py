@@ -189,3 +189,40 @@ def test_an_empty_validation_file_trains_without_evaluation(prepared, tiny_llama
     ]
     run = train_adapter(load_train_config(LORA, tiny(tiny_llama, *overrides)), prepared)
     assert run.eval_loss is None and any("trained without evaluation" in note for note in run.notes)
+
+
+def test_the_best_checkpoint_by_validation_loss_is_kept_and_named_run_best(cli, prepared, tiny_llama):
+    from scifi_llm.tune import checkpoint_path
+
+    steps = ["max_steps=12", "save_steps=3", "eval_steps=3", "save_total_limit=1", "output_dir=checkpoints/b"]
+    run = train_adapter(load_train_config(LORA, tiny(tiny_llama, *steps)), prepared)
+    evals = {
+        entry["step"]: entry["eval_loss"]
+        for entry in read_log(Path(run.run_dir) / LOG_NAME)
+        if "eval_loss" in entry
+    }
+    best_step = min(evals, key=evals.get)
+    assert run.best_checkpoint == str(Path(run.run_dir) / f"checkpoint-{best_step}")
+    assert run.best_eval_loss == pytest.approx(evals[best_step], abs=1e-5)
+    kept = sorted(path.name for path in Path(run.run_dir).glob("checkpoint-*"))
+    assert f"checkpoint-{best_step}" in kept and len(kept) <= 2  # the best outlives save_total_limit=1
+    assert checkpoint_path("b:best", prepared) == Path(run.best_checkpoint)
+    assert checkpoint_path(f"{run.run_dir}:last", prepared) == Path(run.adapter_dir)
+    workspace = _workspace(prepared)
+    merged = cli(
+        "tune", "merge", "b:best", "--output", str(prepared / "merged_models" / "best"), workspace=workspace
+    )
+    assert merged.exit_code == 0, merged.stderr
+    vllm = ["serve", "--engine", "vllm", "--max-model-len", "512", "--dry-run", "--json"]
+    served = cli(*vllm, "--lora", "mine=b:best", workspace=workspace)
+    assert served.exit_code == 0, served.stderr
+    assert f"mine={run.best_checkpoint}" in json.loads(served.stdout)["argv"]
+    (prepared / "checkpoints" / "older-run").mkdir()  # a run from before best.json
+    missing = cli("tune", "merge", "older-run:best", "--output", str(prepared / "x"), workspace=workspace)
+    assert missing.exit_code == 1 and "kept no best checkpoint" in missing.stderr
+
+
+def _workspace(root: Path):
+    from scifi_llm.config import find_workspace
+
+    return find_workspace(root)

@@ -60,7 +60,7 @@ def serve(
     kv_cache_dtype: Annotated[str, typer.Option(help="vLLM KV-cache dtype, e.g. fp8.")] = "auto",
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="Split one model over N GPUs (vLLM).")] = 1,
     lora: Annotated[
-        list[str] | None, typer.Option(help="Serve an adapter as NAME=PATH (repeatable, vLLM).")
+        list[str] | None, typer.Option(help="Serve an adapter as NAME=PATH or NAME=RUN:best (repeatable, vLLM).")
     ] = None,
     foreground: Annotated[bool, typer.Option(help="Stay attached and show the engine's output.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the command and environment, start nothing.")] = False,
@@ -87,7 +87,7 @@ def serve(
         gpu_memory_utilization=gpu_memory_utilization or settings.gpu_memory_utilization,
         kv_cache_dtype=kv_cache_dtype,
         tensor_parallel_size=tensor_parallel_size,
-        loras=tuple(read_lora(spec) for spec in lora or []),
+        loras=tuple(read_lora(_checkpoint(spec, workspace.root)) for spec in lora or []),
         extra_args=tuple(extra_args),
     )
     command = build_command(options, detect_gpus())
@@ -104,6 +104,14 @@ def serve(
         )
     if foreground:
         _stay_attached(workspace.state_dir, record)
+
+
+def _checkpoint(spec: str, root: Path) -> str:
+    """NAME=RUN:best (or RUN:last) as NAME=the checkpoint folder it names."""
+    from scifi_llm.tune import checkpoint_path
+
+    name, sep, path = spec.partition("=")
+    return f"{name}={checkpoint_path(path, root)}" if sep and path.endswith((":best", ":last")) else spec
 
 
 def start_engine(

@@ -172,6 +172,11 @@ def _print_run(run, json_output: bool) -> None:
     validation = f", validation loss {run.eval_loss:.3f}" if run.eval_loss is not None else ""
     console.print(f"{run.steps} steps on {run.device}{losses}{validation}")
     console.print(f"adapter: {escape(run.adapter_dir)}")
+    if run.best_checkpoint:
+        console.print(
+            f"best by validation loss: {escape(run.best_checkpoint)} ({run.best_eval_loss:.3f}); "
+            f"merge or serve it as {escape(Path(run.run_dir).name)}:best"
+        )
     for note in run.notes:
         warn(note)
 
@@ -205,7 +210,9 @@ def _peak_vram_gb() -> float:
 @app.command("merge")
 def merge_command(
     ctx: typer.Context,
-    adapter: Annotated[Path, typer.Argument(help="checkpoints/<run>/adapter or .../checkpoint-N")],
+    adapter: Annotated[
+        str, typer.Argument(help="checkpoints/<run>/adapter, .../checkpoint-N, or RUN:best (RUN:last)")
+    ],
     output: Annotated[Path, typer.Option(help="The merged model folder, e.g. merged_models/my-style.")],
     base: Annotated[str | None, typer.Option(help="Base model (default: the adapter's own).")] = None,
     dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp32.")] = "bf16",
@@ -219,9 +226,10 @@ def merge_command(
     Holds about one shard in memory, never the whole model. The output appears only when complete.
     Serve it with `scifi-llm serve DIR`, or skip merging: `scifi-llm serve BASE --lora name=ADAPTER`.
     """
-    from scifi_llm.tune import merge_adapter, verify_merge
+    from scifi_llm.tune import checkpoint_path, merge_adapter, verify_merge
 
-    ctx.obj.open_workspace()
+    workspace = ctx.obj.open_workspace()
+    adapter = checkpoint_path(adapter, workspace.root)
     with progress_bar("merging shards", disable=json_output) as update:
         report = merge_adapter(adapter, output, base, dtype, update)
     if verify:
@@ -245,8 +253,13 @@ def merge_command(
 @app.command("compare")
 def compare_command(
     ctx: typer.Context,
-    tuned: Annotated[str, typer.Option(help="The tuned model: merged_models/my-style (or a hub name).")],
-    base: Annotated[str | None, typer.Option(help="The base model (default: the model in settings).")] = None,
+    tuned: Annotated[
+        str, typer.Option(help="The tuned model: merged_models/my-style, an adapter, or RUN:best.")
+    ],
+    base: Annotated[
+        str | None,
+        typer.Option(help="The base model (default: the model in settings), or a checkpoint: RUN:last."),
+    ] = None,
     validation: Annotated[Path | None, typer.Option(help="Default: data/processed/validation.jsonl.")] = None,
     prompts: Annotated[int, typer.Option(min=1, help="Validation requests both models answer.")] = 5,
     max_tokens: Annotated[int, typer.Option(min=1, help="Longest generation.")] = 200,
@@ -263,12 +276,12 @@ def compare_command(
     (Burrows' Delta, sentence lengths, type-token ratio, dialogue), side-by-side passages, and an
     optional blind judge. Writes results/compare-<time>/ (report.md, report.html, report.json, metrics.png).
     """
-    from scifi_llm.tune import CompareOptions, compare_models, metric_rows
+    from scifi_llm.tune import CompareOptions, checkpoint_path, compare_models, metric_rows
 
     workspace = ctx.obj.open_workspace()
     options = CompareOptions(
-        base=base or workspace.settings.model.name,
-        tuned=tuned,
+        base=str(checkpoint_path(base, workspace.root)) if base else workspace.settings.model.name,
+        tuned=str(checkpoint_path(tuned, workspace.root)),
         validation=(validation or workspace.root / "data" / "processed" / "validation.jsonl").resolve(),
         results_dir=workspace.root / "results",
         prompts=prompts,

@@ -8,6 +8,7 @@ __all__, __getattr__ = lazy_exports(
         "prepare": ["PrepareOptions", "PrepareReport", "prepare_data"],
         "train_config": ["TrainConfig", "load_train_config"],
         "train": ["TrainRun", "train_adapter"],
+        "runs": ["checkpoint_path"],
         "axolotl": ["accelerate_command", "axolotl_command", "shell_line"],
         "merge": ["MergeReport", "merge_adapter", "verify_merge"],
         "compare": ["CompareOptions", "compare_models", "metric_rows"],

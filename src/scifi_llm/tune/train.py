@@ -30,9 +30,9 @@ from scifi_llm.fsutil import atomic_dir, atomic_write_text
 from scifi_llm.models import require
 from scifi_llm.tokens import load_tokenizer
 from scifi_llm.tune.dataset import load_examples
+from scifi_llm.tune.runs import ADAPTER_FOLDER, BEST_NAME
 from scifi_llm.tune.train_config import TrainConfig, save_resolved
 
-ADAPTER_FOLDER = "adapter"
 LOG_NAME = "log.jsonl"
 Progress = Callable[[int, int, dict], None]  # (step, total steps, latest numbers)
 
@@ -52,6 +52,8 @@ class TrainRun:
     peak_vram_gb: float | None
     device: str
     notes: list[str] = field(default_factory=list)
+    best_checkpoint: str | None = None  # the checkpoint with the lowest validation loss (RUN:best)
+    best_eval_loss: float | None = None
 
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
@@ -159,6 +161,8 @@ def _arguments(
         use_cpu=not cuda,
         logging_steps=config.logging_steps,
         eval_strategy="steps" if evaluate else "no",
+        metric_for_best_model="eval_loss" if evaluate else None,  # the best checkpoint outlives rotation
+        greater_is_better=False,
         eval_steps=config.eval_steps or config.save_steps or 50,
         save_strategy="steps",
         save_steps=config.save_steps or 50,
@@ -223,6 +227,7 @@ def save(trainer, run_dir: Path, checkpoint: Path | None, notes: list[str]) -> T
     evals = [entry["eval_loss"] for entry in entries if "eval_loss" in entry]
     speeds = [entry["tokens_per_second"] for entry in entries if entry.get("tokens_per_second")]
     cuda = torch.cuda.is_available()
+    best = _record_best(trainer, run_dir) if main else None
     return TrainRun(
         run_dir=str(run_dir),
         adapter_dir=str(adapter_dir),
@@ -235,7 +240,20 @@ def save(trainer, run_dir: Path, checkpoint: Path | None, notes: list[str]) -> T
         peak_vram_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
         device=torch.cuda.get_device_name(0) if cuda else "cpu",
         notes=notes,
+        best_checkpoint=best and str(run_dir / best["checkpoint"]),
+        best_eval_loss=best and best["eval_loss"],
     )
+
+
+def _record_best(trainer, run_dir: Path) -> dict | None:
+    """Write `<run>/best.json`: the checkpoint with the lowest validation loss, which rotation keeps."""
+    state = trainer.state
+    if not state.best_model_checkpoint or not Path(state.best_model_checkpoint).is_dir():
+        return None
+    best = {"checkpoint": Path(state.best_model_checkpoint).name, "step": state.best_global_step,
+            "eval_loss": round(float(state.best_metric), 6)}  # fmt: skip
+    atomic_write_text(run_dir / BEST_NAME, json.dumps(best, indent=1) + "\n")  # for RUN:best
+    return best
 
 
 def read_log(path: Path) -> list[dict]:
