@@ -34,3 +34,6 @@ def test_bench_pipeline_times_both_paths_and_checks_the_sources(example_workspac
     assert result["gold_source_injected"] == pytest.approx(sum(injected) / 4)
     assert result["gold_source_injected"] >= 0.75  # the example questions' files are found
     assert result["answers_using_gold_facts"] == 0  # a tiny random model states no facts
+    for row in result["rows"]:  # the old plan's "774+338 tokens": the lore is in the prompt's count
+        assert row["prompt_tokens"] > row["prompt_tokens_direct"] > 0 and 0 < row["completion_tokens"] <= 8
+    assert result["median_prompt_tokens"] > result["median_prompt_tokens_direct"]

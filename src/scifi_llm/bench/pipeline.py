@@ -37,6 +37,9 @@ def pipeline_scores(
         "median_retrieval_ms": _median(row["retrieval_ms"] for row in done),
         "median_ttft_proxy_ms": _median(row["ttft_proxy_ms"] for row in done),
         "median_ttft_direct_ms": _median(row["ttft_direct_ms"] for row in done),
+        "median_prompt_tokens": _median(row["prompt_tokens"] for row in done),
+        "median_completion_tokens": _median(row["completion_tokens"] for row in done),
+        "median_prompt_tokens_direct": _median(row["prompt_tokens_direct"] for row in done),
         "gold_source_injected": _share(row["gold_source_injected"] for row in done),
         "answers_using_gold_facts": _share(row["answer_uses_gold"] for row in done),
         "rows": rows,
@@ -62,6 +65,7 @@ async def _measure(
         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question.question}],
         "max_tokens": max_tokens,
         "temperature": 0,
+        "stream_options": {"include_usage": True},  # the token counts, as the server saw the request
     }
     row = {"id": question.id, "question": question.question, "error": None}
     try:
@@ -79,6 +83,9 @@ async def _measure(
         "gold_source_injected": question.source in sources if question.source else None,
         "answer_uses_gold": any(phrase.lower() in through.text.lower() for phrase in question.gold_phrases),
         "answer": through.text,
+        "prompt_tokens": (through.usage or {}).get("prompt_tokens"),  # the lore included
+        "completion_tokens": (through.usage or {}).get("completion_tokens"),
+        "prompt_tokens_direct": (direct.usage or {}).get("prompt_tokens"),  # the same request without lore
     }
 
 

@@ -105,6 +105,12 @@ HEADLINES = (
     ("retrieval ms in the proxy", "pipeline", lambda r: r["median_retrieval_ms"], "lower"),
     ("TTFT through the proxy, ms", "pipeline", lambda r: r["median_ttft_proxy_ms"], "lower"),
     ("gold source injected", "pipeline", lambda r: r["gold_source_injected"], "higher"),
+    (
+        "prompt tokens per request, lore included",
+        "pipeline",
+        lambda r: r.get("median_prompt_tokens"),
+        "lower",
+    ),
 )
 
 

@@ -388,7 +388,9 @@ def pipeline_command(
         f"{r['questions']} questions ({r['failed']} failed): retrieval {r['median_retrieval_ms']} ms, "
         f"TTFT {r['median_ttft_proxy_ms']} ms through the proxy vs {r['median_ttft_direct_ms']} ms direct; "
         f"gold source injected {r['gold_source_injected']}, "
-        f"answers with a gold fact {r['answers_using_gold_facts']}"
+        f"answers with a gold fact {r['answers_using_gold_facts']}; tokens per request (median): "
+        f"{r['median_prompt_tokens']} prompt (lore included; {r['median_prompt_tokens_direct']} without) + "
+        f"{r['median_completion_tokens']} completion"
     )
     console.print(f"results: {escape(str(folder))}")
 

@@ -60,7 +60,8 @@ def serve(
     kv_cache_dtype: Annotated[str, typer.Option(help="vLLM KV-cache dtype, e.g. fp8.")] = "auto",
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="Split one model over N GPUs (vLLM).")] = 1,
     lora: Annotated[
-        list[str] | None, typer.Option(help="Serve an adapter as NAME=PATH or NAME=RUN:best (repeatable, vLLM).")
+        list[str] | None,
+        typer.Option(help="Serve an adapter as NAME=PATH or NAME=RUN:best (repeatable, vLLM)."),
     ] = None,
     foreground: Annotated[bool, typer.Option(help="Stay attached and show the engine's output.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the command and environment, start nothing.")] = False,
