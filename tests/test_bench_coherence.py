@@ -58,6 +58,10 @@ def test_kept_facts_and_contradictions_come_from_the_models_answers():
     with serve_in_thread(scripted.app, free_port()) as url:
         result = coherence_scores(f"{url}/v1", judge_url=f"{url}/v1", target_tokens=100, chunk_tokens=40)
     assert result["continuations"] == 3 and result["story_tokens"] == 120
+    probes = [m for m in scripted.asked if m[-1]["content"].startswith("Answer in one sentence:")]
+    writing = [m for m in scripted.asked if m[-1]["content"] in (CONTINUE,) or len(m) == 2]
+    assert probes and all(load_sheet()["sheet"] not in json.dumps(m) for m in probes)  # from the story only
+    assert writing and all(m[0]["content"] == load_sheet()["sheet"] for m in writing)  # written with it
     assert sum(messages[-1]["content"] == CONTINUE for messages in scripted.asked) == 2
     assert result["facts_kept"] == len(remembered) and result["facts"] == len(facts)
     assert [probe["kept"] for probe in result["probes"]] == [fact in remembered for fact in facts]

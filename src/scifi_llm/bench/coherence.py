@@ -2,8 +2,9 @@
 
 A character sheet (our own, `data/coherence_sheet.json`) goes in the system prompt. The model writes a
 story in continuations until it reaches the target length (default 4k tokens) or the context runs out.
-Then, with the whole story in context, it answers one probe question per fact; a fact is kept when the
-answer names it. With a judge, the story is also scanned for statements that contradict the sheet, the
+Then, with the whole story in context and the sheet taken away, it answers one probe question per fact;
+a fact is kept when the answer names it. So what is measured is what the story kept, not what the
+sheet says. With a judge, the story is also scanned for statements that contradict the sheet, the
 sheet's facts given as ground truth; an unreadable judge answer is a failure, never a clean bill.
 """
 
@@ -23,6 +24,7 @@ STORY_REQUEST = (
     "Write a long science fiction story about Captain Vance and her crew, in scenes. Keep to the sheet."
 )
 CONTINUE = "Continue the story from where it stopped."
+PROBE_SYSTEM = "You are a science fiction author. Answer questions about the story you wrote."
 SCAN_PROMPT = """The facts below are true in this story's world.
 
 Facts:
@@ -112,8 +114,8 @@ async def _probe(url: str, model: str, sheet: dict, story: str) -> list[dict]:
     async with httpx.AsyncClient(timeout=600) as client:
         answers = []
         for fact in sheet["facts"]:
-            messages = [
-                {"role": "system", "content": sheet["sheet"]},
+            messages = [  # no sheet here: the answer must come from the story the model wrote
+                {"role": "system", "content": PROBE_SYSTEM},
                 {"role": "user", "content": STORY_REQUEST},
                 {"role": "assistant", "content": story},
                 {"role": "user", "content": f"Answer in one sentence: {fact['question']}"},
