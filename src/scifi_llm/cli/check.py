@@ -36,8 +36,7 @@ def check(
     - numbers, colours, materials and ranks the lore gives otherwise (the same statement about the same
       entity, following "she" and "he" within a paragraph where only one person can be meant);
     - years and dates of the lore's events, ages against birth years and the chapter's `story_date`
-      (front matter), and characters acting after the lore's record of their death or disappearance.
-
+      (front matter), and characters acting after the lore's record of their death or disappearance;
     - with --judge-url, contradictions a model finds, each quoting the draft and the note (verdicts are
       cached in the workspace: a re-run asks only about paragraphs that changed).
 
