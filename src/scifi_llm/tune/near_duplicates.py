@@ -36,8 +36,9 @@ class Copy:
 def shingles(text: str) -> set[int]:
     """A fixed sample (one in `_SAMPLE`, chosen by hash value) of the passage's 5-grams of words (as
     spaces separate them, lower case), hashed: the same 5-gram is sampled in every passage, so shares of
-    shared shingles keep their meaning at a fraction of the work. Each 5-gram's hash is a polynomial of its words' hashes, computed for all
-    positions at once (Python's own string hash: stable within a run, all one comparison needs)."""
+    shared shingles keep their meaning at a fraction of the work. Each 5-gram's hash is a polynomial of
+    its words' hashes, computed for all positions at once (Python's own string hash: stable within a
+    run, all one comparison needs)."""
     words = np.array([hash(word) for word in text.lower().split()], dtype=np.int64)
     if len(words) < SHINGLE_WORDS:
         return {int(np.bitwise_xor.reduce(words))} if len(words) else set()
