@@ -199,13 +199,9 @@ def main() -> None:
     import torch
 
     cuda = torch.cuda.is_available()
-    if not cuda and args.tiny is None:
-        raise SystemExit("no CUDA GPU here: pass --tiny MODEL_DIR to run the CPU path")
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
-        model = args.tiny.resolve() if args.tiny else scratch / "llama-3.1-8b-random"
-        if args.tiny is None:
-            gpu_train.build_model(model)
+        model = gpu_train.model_folder(args.tiny, scratch)
         report = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "device": torch.cuda.get_device_name(0) if cuda else "cpu",

@@ -104,6 +104,19 @@ def build_model(folder: Path) -> None:
     torch.cuda.empty_cache()
 
 
+def model_folder(tiny: Path | None, scratch: Path) -> Path:
+    """The small model given for the CPU path, or Llama-3.1-8B's architecture built in `scratch` (CUDA)."""
+    import torch
+
+    if tiny is not None:
+        return tiny.resolve()
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU here: pass --tiny MODEL_DIR to run the CPU path")
+    model = scratch / "llama-3.1-8b-random"
+    build_model(model)
+    return model
+
+
 def write_data(workspace: Path, model: Path, sequence_len: int, examples: int) -> None:
     """Synthetic examples as `tune prepare` writes them, each filling the sequence length (the passage
     cut to the model's tokenizer, with room for the chat template)."""
@@ -239,13 +252,9 @@ def main() -> None:
     import torch
 
     cuda = torch.cuda.is_available()
-    if not cuda and args.tiny is None:
-        raise SystemExit("no CUDA GPU here: pass --tiny MODEL_DIR to run the CPU path")
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
-        model = args.tiny.resolve() if args.tiny else scratch / "llama-3.1-8b-random"
-        if args.tiny is None:
-            build_model(model)
+        model = model_folder(args.tiny, scratch)
         write_data(scratch, model, args.sequence_len, examples=4 * (args.steps + 1))
         runs = [
             run_variant(model, scratch, name, extra, args.steps, args.sequence_len)
