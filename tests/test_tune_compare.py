@@ -10,9 +10,9 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
 
+from scifi_llm.stylometry import burrows_delta, dialogue_share, mattr, wasserstein
 from scifi_llm.tune import CompareOptions, PrepareOptions, compare_models, merge_adapter, prepare_data
 from scifi_llm.tune.compare import METRIC_LABELS, parse_verdict, summarise_verdicts
-from scifi_llm.tune.stylometry import burrows_delta, dialogue_share, mattr, wasserstein
 from servers import ScriptedModel, in_turn, serve_in_thread
 
 from conftest import EXAMPLES, free_port

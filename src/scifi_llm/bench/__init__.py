@@ -12,6 +12,7 @@ __all__, __getattr__ = lazy_exports(
         "coherence": ["coherence_scores"],
         "retrieval": ["retrieval_scores"],
         "pipeline": ["pipeline_scores"],
+        "system": ["system_scores"],
         "suite": ["QUICK", "SuiteOptions", "run_all"],
         "report": ["compare_runs", "headlines", "load_run", "save_result"],
     },

@@ -111,6 +111,13 @@ HEADLINES = (
         lambda r: r.get("median_prompt_tokens"),
         "lower",
     ),
+    (
+        "tuned: Burrows' Delta to you",
+        "system",
+        lambda r: r["models"]["tuned"]["voice"]["burrows_delta"],
+        "lower",
+    ),
+    ("tuned: lore facts right", "system", lambda r: r["models"]["tuned"]["lore_facts_right"], "higher"),
 )
 
 

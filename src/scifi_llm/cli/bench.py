@@ -354,6 +354,54 @@ def retrieval_command(
     console.print(f"results: {escape(str(folder))}")
 
 
+@app.command("system")
+def system_command(
+    ctx: typer.Context,
+    questions_file: Annotated[
+        Path, typer.Argument(help="Lore questions with gold facts (lore eval's format).")
+    ],
+    tuned_model: Annotated[
+        str, typer.Option(help="The tuned model's name (a merged model or a LoRA adapter).")
+    ],
+    base_model: Annotated[
+        str | None, typer.Option(help="The base model's name (default: [model] name).")
+    ] = None,
+    proxy_url: Annotated[str | None, typer.Option(help="The lore proxy (default: the workspace's).")] = None,
+    tuned_url: Annotated[str | None, typer.Option(help="Another proxy for the tuned model.")] = None,
+    validation: Annotated[Path | None, typer.Option(help="Default: data/processed/validation.jsonl.")] = None,
+    prompts: Annotated[int, typer.Option(min=1, help="Validation requests both models write to.")] = 5,
+    questions: Annotated[int, typer.Option("-n", min=1, help="Lore questions both models answer.")] = 5,
+    json_output: JsonOption = False,
+) -> None:
+    """Both at once, as the old plan wanted: the tuned and the base model, each behind the lore proxy, on the
+    same prompts. How close each writes to your held-out prose (style distances, as tune compare) and how
+    often each states the lore's facts (as bench pipeline). Writes results/<time>/system.json."""
+    from scifi_llm.bench import save_result, system_scores
+
+    workspace = ctx.obj.open_workspace()
+    proxy = proxy_url or workspace.settings.proxy.base_url
+    endpoints = {
+        "base": (proxy, base_model or workspace.settings.model.name),
+        "tuned": (tuned_url or proxy, tuned_model),
+    }
+    validation_file = validation or workspace.root / "data" / "processed" / "validation.jsonl"
+    with console.status("both models writing and answering", spinner="dots"):
+        result = system_scores(endpoints, validation_file, questions_file, prompts, questions)
+    folder = save_result(workspace.root / "results", "system", result, {"endpoints": endpoints})
+    if json_output:
+        print_json(result | {"folder": str(folder)})
+        return
+    table = folding_table(
+        "", "Burrows' Delta to you", "sentence lengths", "lore facts right", title="base vs tuned"
+    )
+    for name, row in result["models"].items():
+        voice = row["voice"]
+        table.add_row(f"{name} ({escape(row['model'])})", str(voice["burrows_delta"]),
+                      str(voice["sentence_length_distance"]), str(row["lore_facts_right"]))  # fmt: skip
+    console.print(table)
+    console.print(f"results: {escape(str(folder))} (lower distances are closer to your prose)")
+
+
 @app.command("pipeline")
 def pipeline_command(
     ctx: typer.Context,

@@ -26,9 +26,9 @@ from pathlib import Path
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_dir
 from scifi_llm.models import require
+from scifi_llm.stylometry import burrows_delta, style_distance, style_numbers
 from scifi_llm.tokens import load_tokenizer
 from scifi_llm.tune.dataset import load_examples
-from scifi_llm.tune.stylometry import burrows_delta, style_distance, style_numbers
 
 Progress = Callable[[str], None]
 JUDGE_PROMPT = """A writer's own passage, then two passages written to the same request.

@@ -15,11 +15,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from scifi_llm.author_profile import profile
 from scifi_llm.errors import UserError
 from scifi_llm.fsutil import atomic_write_text
 from scifi_llm.textio import DEFAULT_NOTE_PATTERNS
 from scifi_llm.tokens import TokenCounter, load_tokenizer
-from scifi_llm.tune.author_profile import profile
 from scifi_llm.tune.chunk import ChunkReport, Passage, pack_all
 from scifi_llm.tune.corpus import ReadReport, read_writing
 from scifi_llm.tune.near_duplicates import near_duplicates

@@ -12,8 +12,8 @@
 import statistics
 from collections import Counter
 
+from scifi_llm.author_profile import profile
 from scifi_llm.text import split_sentences, words_in
-from scifi_llm.tune.author_profile import profile
 
 MATTR_WINDOW = 50
 
