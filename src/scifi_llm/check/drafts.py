@@ -11,7 +11,7 @@ from scifi_llm.check.timeline import Ages, timeline_findings
 from scifi_llm.claims import role_head
 from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
-from scifi_llm.lore import FactTable, lore_version, open_facts
+from scifi_llm.lore import LORE_EXTENSIONS, FactTable, lore_version, open_facts
 from scifi_llm.textio import NotText, read_text
 
 KINDS = ("name", "number", "attribute", "title", "timeline", "absent", "not in lore")
@@ -33,7 +33,8 @@ def lore_names(workspace: Workspace, table: FactTable) -> KnownNames:
     for entity in registry.entities:
         for name in (entity.name, *entity.aliases):
             names.setdefault(name, entity.source)
-    for path in sorted(workspace.lore_dir.rglob("*.md")):
+    notes = (path for path in workspace.lore_dir.rglob("*") if path.suffix.lower() in LORE_EXTENSIONS)
+    for path in sorted(notes):
         try:
             text = read_text(path).text
         except (NotText, OSError):

@@ -5,7 +5,7 @@ from scifi_llm.exports import lazy_exports
 __all__, __getattr__ = lazy_exports(
     __name__,
     {
-        "ingest": ["IngestOptions", "IngestReport", "ingest_lore"],
+        "ingest": ["LORE_EXTENSIONS", "IngestOptions", "IngestReport", "ingest_lore"],
         "store": ["LoreIndex"],
         "retrieve": ["Fusion", "Hit", "Retrieval", "RetrievalMode", "Retriever", "Steer"],
         "service": ["LoreService", "open_retriever"],
