@@ -2,7 +2,7 @@
 
 Two kinds of proposal:
 - a stub note for each person, place or thing the drafts name that the lore does not know, with the
-  sentences that mention it and the shorter forms of its name the drafts use ("Cass" for Cass Whitlow);
+  sentences that mention it and the shorter forms of its name the drafts use ("Perrin" for Perrin Vale);
 - a new fact about a known entity that the lore does not state yet: a look the draft gives it ("his grey
   eyes", "Hollis Brandt's grey eyes") where the lore describes no such thing of it, a rank or trade where
   the lore gives none, an age where the lore has neither age nor birth year.
