@@ -11,6 +11,7 @@ draft is the one they stand by; on equal times, the file later in name order (`c
 `chapter3.md`).
 """
 
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ SIMILAR = 0.8  # the share of the shorter passage's shingles found in the other
 _COMMON = 50  # a shingle in more passages than this is a stock phrase, not evidence of a copy
 _SAMPLE = 8
 _BASE = np.int64(1_000_003)
-_ENOUGH = 16
+_ENOUGH = 4
 
 
 @dataclass(frozen=True)
@@ -37,22 +38,20 @@ def shingles(text: str) -> set[int]:
     """A fixed sample (one in `_SAMPLE`, chosen by hash value) of the passage's 5-grams of words (as
     spaces separate them, lower case), hashed: the same 5-gram is sampled in every passage, so shares of
     shared shingles keep their meaning at a fraction of the work. Each 5-gram's hash is a polynomial of
-    its words' hashes, computed for all positions at once (Python's own string hash: stable within a
-    run, all one comparison needs)."""
-    words = np.array([hash(word) for word in text.lower().split()], dtype=np.int64)
+    its words' CRC-32s, computed for all positions at once; CRC-32, not Python's salted `hash`, so the
+    same files give the same training data on every run."""
+    words = np.array([zlib.crc32(word.encode()) for word in text.lower().split()], dtype=np.int64)
     if len(words) < SHINGLE_WORDS:
-        return {int(np.bitwise_xor.reduce(words))} if len(words) else set()
+        return set()
     with np.errstate(over="ignore"):  # the products wrap around: a hash needs no more
         grams = sum(words[k : len(words) - SHINGLE_WORDS + 1 + k] * _BASE**k for k in range(SHINGLE_WORDS))
-    hashes = set(grams.tolist())
-    sampled = {value for value in hashes if value % _SAMPLE == 0}
-    return sampled if len(sampled) >= _ENOUGH else hashes  # a short passage keeps all its shingles
+    return {value for value in set(grams.tolist()) if value % _SAMPLE == 0}
 
 
 def near_duplicates(texts: list[str], ranks: list[tuple]) -> list[Copy]:
     """Which passages to drop: each near duplicate of another, the lower `ranks` entry giving way (a
     rank is (modification time, file name); the higher one is kept)."""
-    sets = [shingles(text) for text in texts]
+    sets = [found if len(found) >= _ENOUGH else set() for found in map(shingles, texts)]  # too short to judge
     index: dict[int, list[int]] = {}
     for number, found in enumerate(sets):
         for shingle in found:
