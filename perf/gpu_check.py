@@ -26,7 +26,6 @@ The script installs from there with `pip install --no-index` and names what it c
 import argparse
 import importlib.util
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -73,18 +72,8 @@ def ensure_packages() -> list[str]:
     import torch
 
     wanted = [spec for module, spec in WHEEL_PACKAGES.items() if importlib.util.find_spec(module) is None]
-    if torch.cuda.is_available() and wanted:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--find-links",
-            str(gpu_train.WHEELS),
-        ]
-        if subprocess.run([*command, *wanted]).returncode == 0:
-            installed += wanted  # without them the Liger variants are skipped, and the report says so
+    if torch.cuda.is_available() and wanted and gpu_train.install_wheels(wanted):
+        installed += wanted  # without them the Liger variants are skipped, and the report says so
     return installed
 
 

@@ -70,20 +70,15 @@ def ensure_packages() -> list[str]:
     if torch.cuda.is_available():
         wanted["bitsandbytes"] = "bitsandbytes>=0.50,<0.51"
     missing = [spec for module, spec in wanted.items() if importlib.util.find_spec(module) is None]
-    if missing:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--find-links",
-            str(WHEELS),
-            *missing,
-        ]
-        if subprocess.run(command).returncode != 0:
-            raise SystemExit(f"missing {', '.join(missing)} and no usable wheels in {WHEELS}")
+    if missing and not install_wheels(missing):
+        raise SystemExit(f"missing {', '.join(missing)} and no usable wheels in {WHEELS}")
     return missing
+
+
+def install_wheels(specs: list[str]) -> bool:
+    """pip install `specs` from perf/wheels alone (the lent machine has no network); True when it worked."""
+    command = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(WHEELS)]
+    return subprocess.run([*command, *specs]).returncode == 0
 
 
 def build_model(folder: Path) -> None:

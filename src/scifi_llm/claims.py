@@ -514,6 +514,14 @@ ROLE_RANKS = frozenset(
 )
 
 
+def without_title(name: str) -> str:
+    """A name without the ranks written before it: "Keeper Josiah Pell" -> "Josiah Pell" (two words stay)."""
+    words = name.split()
+    while len(words) > 2 and role_head(words[0]):
+        words = words[1:]
+    return " ".join(words)
+
+
 def role_head(word: str) -> str:
     """The role a word names ("Lt." -> "lieutenant", "pilot-in-training" -> "pilot"), or ""."""
     word = word.lower().strip(".*_")

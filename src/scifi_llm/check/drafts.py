@@ -8,7 +8,7 @@ from scifi_llm.check.judged import JudgeReport, judge_drafts
 from scifi_llm.check.names import Finding, KnownNames, name_findings
 from scifi_llm.check.reading import read_draft
 from scifi_llm.check.timeline import Ages, timeline_findings
-from scifi_llm.claims import role_head
+from scifi_llm.claims import without_title
 from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
 from scifi_llm.lore import LORE_EXTENSIONS, FactTable, lore_version, open_facts
@@ -42,10 +42,7 @@ def lore_names(workspace: Workspace, table: FactTable) -> KnownNames:
         source = path.relative_to(workspace.lore_dir).as_posix()
         for name in registry.names_in(text).values():
             names.setdefault(name, source)
-            words = name.split()
-            while len(words) > 2 and role_head(words[0]):  # "Keeper Josiah Pell" names Josiah Pell
-                words = words[1:]
-            names.setdefault(" ".join(words), source)
+            names.setdefault(without_title(name), source)  # "Keeper Josiah Pell" names Josiah Pell
     return KnownNames(names)
 
 

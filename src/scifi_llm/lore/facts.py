@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from scifi_llm.claims import ROLES, Claim, claims_in, content_words, role_head
+from scifi_llm.claims import ROLES, Claim, claims_in, content_words, without_title
 from scifi_llm.config import Workspace
 from scifi_llm.errors import UserError
 from scifi_llm.lore.entities import Entity, EntityRegistry, NoteFacts
@@ -112,7 +112,7 @@ class LifeEvent:
 class FactTable:
     """Every statement the lore makes, indexed by entity and by what it is about."""
 
-    def __init__(self, notes: dict[str, NoteFacts], present: int = 0) -> None:
+    def __init__(self, notes: dict[str, NoteFacts]) -> None:
         """`notes`: each note's facts as ingest stored them."""
         self.registry = EntityRegistry(notes)
         self.gender = {}
@@ -131,7 +131,7 @@ class FactTable:
                 self.by_key.setdefault((claim.kind, claim.key), []).append((claim, statement))
         self.document_frequency = Counter(word for s in self.statements for word in s.words)
         self.life = _life_events(self.statements, self)
-        self.present = present or _present_year(self.statements)
+        self.present = _present_year(self.statements)
         years = [c.date[0] for s in self.statements for c in s.claims if c.kind == "year"]
         self.latest_year = max(years, default=0)  # the lore's last dated event: its present, at the latest
 
@@ -170,11 +170,9 @@ class FactTable:
         covered = " ".join(matched.lower() for _, _, matched in entities)
         others = []
         for folded, name in self.registry.names_in(text).items():
-            words = name.split()
-            while len(words) > 2 and role_head(words[0]):  # "Keeper Josiah Pell" is Josiah Pell
-                words = words[1:]
-            if len(words) > 1 and folded not in covered:
-                others.append((lower.find(folded), " ".join(words), " ".join(words)))
+            bare = without_title(name)
+            if " " in bare and folded not in covered:
+                others.append((lower.find(folded), bare, bare))
         return tuple(dict.fromkeys(name for _, name, _ in sorted([*entities, *others])))
 
 
@@ -286,10 +284,9 @@ def _written(text: str, name: str, table: "FactTable") -> tuple[int, int] | None
 def _present_year(statements: list[Statement]) -> int:
     """The book's present as the lore states it ("Present day of the book: mid-2417"), or 0."""
     for statement in statements:
-        if re.search(r"\b(?:present|now|current)\b", statement.sentence, re.IGNORECASE):
-            years = [claim.date[0] for claim in statement.claims if claim.kind == "year"]
-            if years and re.search(r"\bpresent(?: day)?\b", statement.sentence, re.IGNORECASE):
-                return years[-1]
+        years = [claim.date[0] for claim in statement.claims if claim.kind == "year"]
+        if years and re.search(r"\bpresent\b", statement.sentence, re.IGNORECASE):
+            return years[-1]
     return 0
 
 

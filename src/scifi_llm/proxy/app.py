@@ -304,11 +304,12 @@ class ProxyState:
 
     def stats(self) -> dict:
         """Totals, recent requests and latency percentiles."""
+        totals = self.history.totals() if self.history else None
         recent = [record.__dict__ for record in reversed(self.metrics.recent)][:20]
         return {
-            "total_queries": self.history.count() if self.history else self.metrics.total,
+            "total_queries": totals["requests"] if totals else self.metrics.total,
             "since_start": self.metrics.total,
-            "totals": self.history.totals() if self.history else None,
+            "totals": totals,
             "recent_queries": recent,
             "chunks_available": self.lore.chunks(self.settings.collection),
             "collection": self.settings.collection,
